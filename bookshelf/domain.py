@@ -1,0 +1,5 @@
+"""The bookshelf bounded context."""
+
+from inspector import Domain
+
+domain = Domain("bookshelf")

@@ -1,0 +1,40 @@
+"""What happened in the bookshelf, in the past tense."""
+
+from bookshelf.domain import domain
+from inspector.fields import Dict, Float, Identifier, Integer, List, String
+
+
+@domain.event(part_of="Book")
+class BookAdded:
+    book_id = Identifier(required=True)
+    title = String(max_length=200, required=True)
+    author = String(max_length=150, required=True)
+    price_amount = Float()
+
+
+@domain.event(part_of="Order")
+class OrderPlaced:
+    order_id = Identifier(required=True)
+    customer_name = String(max_length=150, required=True)
+    total_items = Integer(required=True)
+
+
+@domain.event(part_of="Order")
+class OrderConfirmed:
+    order_id = Identifier(required=True)
+    customer_name = String(max_length=150, required=True)
+
+
+@domain.event(part_of="Order")
+class OrderShipped:
+    order_id = Identifier(required=True)
+    customer_name = String(max_length=150, required=True)
+    items = List(content_type=Dict, required=True)
+
+
+@domain.event(part_of="Inventory")
+class StockAdjusted:
+    book_id = Identifier(required=True)
+    title = String(max_length=200, required=True)
+    amount = Integer(required=True)
+    quantity = Integer(required=True, min_value=0)

@@ -1,0 +1,153 @@
+"""The event store and the record of every handler run."""
+
+import uuid
+
+from django.db import models
+
+
+class MessageKind(models.TextChoices):
+    EVENT = "event", "Event"
+    COMMAND = "command", "Command"
+
+
+class MessageQuerySet(models.QuerySet):
+    def in_stream(self, stream):
+        return self.filter(stream=stream).order_by("position")
+
+    def in_category(self, category):
+        return self.filter(category=category).order_by("global_position")
+
+    def after(self, global_position):
+        return self.filter(global_position__gt=global_position).order_by("global_position")
+
+
+class Message(models.Model):
+    """One stored event or command. Rows are written once and never changed."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=10, choices=MessageKind.choices)
+    type = models.CharField(max_length=255)
+    stream = models.CharField(max_length=255)
+    category = models.CharField(max_length=255)
+    position = models.BigIntegerField()
+    global_position = models.BigIntegerField(unique=True)
+    data = models.JSONField()
+    metadata = models.JSONField()
+    correlation_id = models.UUIDField(db_index=True)
+    causation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    time = models.DateTimeField()
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["global_position"]
+        constraints = [
+            models.UniqueConstraint(fields=["stream", "position"], name="message_stream_position"),
+        ]
+        indexes = [
+            models.Index(fields=["category", "global_position"], name="message_category_gpos"),
+            models.Index(fields=["type", "global_position"], name="message_type_gpos"),
+        ]
+
+    def __str__(self):
+        return f"{self.type} {self.stream}@{self.position}"
+
+
+class StoreSequence(models.Model):
+    """The global position counter; its row lock orders appends in commit order."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    value = models.BigIntegerField(default=-1)
+
+    def __str__(self):
+        return f"{self.name}={self.value}"
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    DEAD = "dead", "Dead"
+    RESOLVED = "resolved", "Resolved"
+
+
+class HandlerRunQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(status=RunStatus.PENDING)
+
+    def succeeded(self):
+        return self.filter(status=RunStatus.SUCCEEDED)
+
+    def failed(self):
+        return self.filter(status__in=[RunStatus.FAILED, RunStatus.DEAD])
+
+
+class HandlerRun(models.Model):
+    """One handler's processing of one message: status, timing, outcome and what it raised."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="runs")
+    handler = models.CharField(max_length=255)
+    message_type = models.CharField(max_length=255)
+    stream = models.CharField(max_length=255)
+    position = models.BigIntegerField()
+    global_position = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    available_at = models.DateTimeField()
+    claimed_by = models.CharField(max_length=255, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_us = models.BigIntegerField(null=True, blank=True)
+    error_type = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    raised_message_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    objects = HandlerRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["global_position", "handler"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "handler"], name="run_message_handler"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "available_at"], name="run_status_due"),
+            models.Index(fields=["handler", "stream", "position"], name="run_handler_stream"),
+            models.Index(fields=["handler", "status"], name="run_handler_status"),
+        ]
+        permissions = [("replay_handlerrun", "Can replay and resolve handler runs")]
+
+    def __str__(self):
+        return f"{self.handler} ← {self.message_type} ({self.status})"
+
+    @property
+    def duration_ms(self):
+        return None if self.duration_us is None else self.duration_us / 1000
+
+
+class HandlerAttempt(models.Model):
+    """A failed attempt of a handler run, kept with its error after the run moves on."""
+
+    run = models.ForeignKey(HandlerRun, on_delete=models.CASCADE, related_name="failed_attempts")
+    number = models.PositiveIntegerField()
+    worker = models.CharField(max_length=255, blank=True, default="")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    duration_us = models.BigIntegerField()
+    error_type = models.CharField(max_length=255)
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="attempt_run_number"),
+        ]
+
+    def __str__(self):
+        return f"attempt {self.number} of {self.run_id}: {self.error_type}"
