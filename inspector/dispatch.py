@@ -14,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from inspector.models import HandlerAttempt, HandlerRun, RunStatus
+from inspector.sql import Increment, insert_rows, update_row
 from inspector.unit_of_work import Cause, caused_by, unit_of_work
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class Dispatcher:
         return run
 
     def create_runs(self, runs):
-        HandlerRun.objects.bulk_create(runs)
+        insert_rows(HandlerRun, runs)
 
     def after_commit(self, runs):
         """Run this transaction's pending runs now when processing is sync (breadth-first)."""
@@ -130,18 +131,22 @@ class Dispatcher:
             raised = [
                 str(e.message._id) for e in flushed if e.metadata["handler_run_id"] == str(run.id)
             ]
-            updated = HandlerRun.objects.filter(
-                pk=run.pk, claimed_by=owner, status__in=[RunStatus.PENDING, RunStatus.RUNNING]
-            ).update(
-                status=RunStatus.SUCCEEDED,
-                attempts=F("attempts") + 1,
-                started_at=started_at,
-                finished_at=timezone.now(),
-                duration_us=duration_us,
-                raised_message_ids=raised,
-                claimed_by="",
-                lease_expires_at=None,
-                updated_at=timezone.now(),
+            finished_at = timezone.now()
+            updated = update_row(
+                HandlerRun,
+                run.pk,
+                {
+                    "status": RunStatus.SUCCEEDED,
+                    "attempts": Increment(),
+                    "started_at": started_at,
+                    "finished_at": finished_at,
+                    "duration_us": duration_us,
+                    "raised_message_ids": raised,
+                    "claimed_by": "",
+                    "lease_expires_at": None,
+                    "updated_at": finished_at,
+                },
+                where={"claimed_by": owner, "status": [RunStatus.PENDING, RunStatus.RUNNING]},
             )
             if not updated:
                 raise ClaimLost(run.pk)

@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 
@@ -34,7 +35,7 @@ class Message(models.Model):
     data = models.JSONField()
     metadata = models.JSONField()
     correlation_id = models.UUIDField(db_index=True)
-    causation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    causation_id = models.UUIDField(null=True, blank=True)  # trees are read by correlation
     time = models.DateTimeField()
 
     objects = MessageQuerySet.as_manager()
@@ -87,7 +88,10 @@ class HandlerRun(models.Model):
     """One handler's processing of one message: status, timing, outcome and what it raised."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="runs")
+    # Indexed through the (message, handler) unique constraint; a second index would only cost.
+    message = models.ForeignKey(
+        Message, on_delete=models.PROTECT, related_name="runs", db_index=False
+    )
     handler = models.CharField(max_length=255)
     message_type = models.CharField(max_length=255)
     stream = models.CharField(max_length=255)
@@ -151,3 +155,29 @@ class HandlerAttempt(models.Model):
 
     def __str__(self):
         return f"attempt {self.number} of {self.run_id}: {self.error_type}"
+
+
+class HandlerRunReplay(models.Model):
+    """Who sent a failed run back to the queue (or resolved it), when, and why."""
+
+    class Action(models.TextChoices):
+        REPLAY = "replay", "Replayed"
+        RESOLVE = "resolve", "Resolved"
+
+    run = models.ForeignKey(HandlerRun, on_delete=models.CASCADE, related_name="replays")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    at = models.DateTimeField()
+    reason = models.TextField(blank=True, default="")
+    previous_status = models.CharField(max_length=10, choices=RunStatus.choices)
+    attempts_before = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["run", "at"]
+
+    def __str__(self):
+        return (
+            f"{self.get_action_display()} {self.run_id} by {self.user} at {self.at:%Y-%m-%d %H:%M}"
+        )

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models
 
 from inspector.exceptions import ConcurrencyError, DomainError, ObjectNotFound, ValidationError
+from inspector.sql import update_row
 from inspector.unit_of_work import unit_of_work
 
 
@@ -62,10 +63,9 @@ class Repository:
         fields = [
             f for f in self.model._meta.concrete_fields if not f.primary_key and f.name != "version"
         ]
-        values = {f.attname: f.pre_save(aggregate, False) for f in fields}
-        updated = self.model.objects.filter(pk=aggregate.pk, version=aggregate.version).update(
-            version=aggregate.version + 1, **values
-        )
+        values = {f.name: f.pre_save(aggregate, False) for f in fields}
+        values["version"] = aggregate.version + 1
+        updated = update_row(self.model, aggregate.pk, values, where={"version": aggregate.version})
         if not updated:
             if self.model.objects.filter(pk=aggregate.pk).exists():
                 raise ConcurrencyError(
