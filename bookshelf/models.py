@@ -28,7 +28,7 @@ class Book(AggregateRoot):
     title = models.CharField(max_length=200)
     author = models.CharField(max_length=150)
     isbn = models.CharField(max_length=13, blank=True)
-    price = ValueObjectField(Money)
+    price = ValueObjectField(Money, null=True, blank=True)
     description = models.TextField(blank=True)
     added_at = models.DateTimeField(default=timezone.now)
 

@@ -102,7 +102,7 @@ class Domain:
 
     def aggregate(self, cls):
         if not (isinstance(cls, type) and issubclass(cls, AggregateRoot)):
-            raise ConfigurationError(f"{cls.__qualname__} must subclass AggregateRoot")
+            raise ConfigurationError(f"{cls.__name__} must subclass AggregateRoot")
         cls._domain = self
         self.aggregates.append(cls)
         return cls
@@ -110,7 +110,7 @@ class Domain:
     def entity(self, cls=None, *, part_of):
         def register(cls):
             if not issubclass(cls, Entity):
-                raise ConfigurationError(f"{cls.__qualname__} must subclass Entity")
+                raise ConfigurationError(f"{cls.__name__} must subclass Entity")
             cls._part_of = part_of
             cls._domain = self
             self.entities.append(cls)
@@ -149,7 +149,7 @@ class Domain:
     def _handler(self, cls, kind, part_of, stream_category, source_stream):
         def register(cls):
             spec = HandlerSpec(
-                name=f"{self.name}.{cls.__qualname__}",
+                name=f"{self.name}.{cls.__name__}",
                 handler_cls=cls,
                 kind=kind,
                 part_of=part_of,
@@ -162,7 +162,7 @@ class Domain:
                     continue
                 if target in spec.methods:
                     raise ConfigurationError(
-                        f"{cls.__qualname__} handles {getattr(target, '__name__', target)} twice "
+                        f"{cls.__name__} handles {getattr(target, '__name__', target)} twice "
                         f"({spec.methods[target]} and {attr})"
                     )
                 spec.methods[target] = attr
@@ -185,7 +185,7 @@ class Domain:
             if isinstance(part_of, str):
                 if part_of not in by_name:
                     raise ConfigurationError(
-                        f"{owner.__qualname__}: part_of={part_of!r} is not a registered aggregate"
+                        f"{owner.__name__}: part_of={part_of!r} is not a registered aggregate"
                     )
                 return by_name[part_of]
             return part_of
@@ -194,12 +194,12 @@ class Domain:
         for cls in [*self.events, *self.commands]:
             cls._part_of = resolve(cls, cls._part_of)
             if cls._part_of is None:
-                raise ConfigurationError(f"{cls.__qualname__} needs part_of=<aggregate>")
+                raise ConfigurationError(f"{cls.__name__} needs part_of=<aggregate>")
             other = self._message_types.get(cls._type)
             if other is not None and other is not cls:
                 raise ConfigurationError(
-                    f"{cls.__module__}.{cls.__qualname__} and {other.__module__}."
-                    f"{other.__qualname__} share the message type {cls._type}"
+                    f"{cls.__module__}.{cls.__name__} and {other.__module__}."
+                    f"{other.__name__} share the message type {cls._type}"
                 )
             self._message_types[cls._type] = cls
         for cls in self.entities:
@@ -215,31 +215,31 @@ class Domain:
                 raise ConfigurationError(f"Two handlers are named {spec.name}")
             self._handlers_by_name[spec.name] = spec
             if not spec.methods:
-                raise ConfigurationError(f"{cls.__qualname__} has no @handle methods")
+                raise ConfigurationError(f"{cls.__name__} has no @handle methods")
             expected = self.commands if spec.kind == "command_handler" else self.events
             noun = "command" if spec.kind == "command_handler" else "event"
             for target, attr in spec.methods.items():
                 if target not in expected:
                     raise ConfigurationError(
-                        f"{cls.__qualname__}.{attr} handles "
-                        f"{getattr(target, '__qualname__', repr(target))}, "
+                        f"{cls.__name__}.{attr} handles "
+                        f"{getattr(target, '__name__', repr(target))}, "
                         f"which is not a registered {noun} of domain {self.name!r}"
                     )
             if spec.kind == "command_handler":
                 if spec.part_of is None:
-                    raise ConfigurationError(f"{cls.__qualname__} needs part_of=<aggregate>")
+                    raise ConfigurationError(f"{cls.__name__} needs part_of=<aggregate>")
                 for command in spec.methods:
                     if command in self._command_handler_for:
                         raise ConfigurationError(
-                            f"{command.__qualname__} has two handlers: "
-                            f"{self._command_handler_for[command].handler_cls.__qualname__} and "
-                            f"{cls.__qualname__}"
+                            f"{command.__name__} has two handlers: "
+                            f"{self._command_handler_for[command].handler_cls.__name__} and "
+                            f"{cls.__name__}"
                         )
                     self._command_handler_for[command] = spec
             else:
                 if spec.part_of is None and spec.stream_category is None:
                     raise ConfigurationError(
-                        f"{cls.__qualname__} needs part_of=<aggregate> or stream_category=..."
+                        f"{cls.__name__} needs part_of=<aggregate> or stream_category=..."
                     )
                 if spec.stream_category is None:
                     spec.stream_category = self.stream_category(spec.part_of)

@@ -45,7 +45,10 @@ def _next_global_positions(count):
                 "SELECT %s, COALESCE(MAX(global_position), -1) + %s FROM inspector_message",
                 [GLOBAL_SEQUENCE, count],
             )
-            return _next_global_positions(0) - count + 1
+            cursor.execute(
+                "SELECT value FROM inspector_storesequence WHERE name = %s", [GLOBAL_SEQUENCE]
+            )
+            row = cursor.fetchone()
         (last,) = row
     return last - count + 1
 
