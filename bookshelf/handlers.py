@@ -4,8 +4,8 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.mail import send_mail
 
+from bookshelf import notifications
 from bookshelf.commands import AddBook, AdjustStock, ConfirmOrder, PlaceOrder, ShipOrder
 from bookshelf.domain import domain
 from bookshelf.events import BookAdded, OrderConfirmed, OrderShipped
@@ -145,4 +145,5 @@ def _notify(event, verb, body):
         message_id=event._metadata.id,
         message_type=event._type,
     )
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [recipient])
+    # Raising here rolls back the Notification row: a failed send leaves a failed run to replay.
+    notifications.gateway().send(recipient=recipient, subject=subject, body=body)

@@ -137,3 +137,5 @@ LOGGING = {
     "loggers": {"inspector": {"handlers": ["console"], "level": "INFO"}},
 }
 BOOKSHELF_NOTIFY_DEFAULT = "customers@bookshelf.local"
+# The demo mail gateway refuses this share of sends (0 to 1), so failed runs show up to replay.
+INSPECTOR_DEMO_FAILURE_RATE = float(os.environ.get("INSPECTOR_DEMO_FAILURE_RATE", "0"))
