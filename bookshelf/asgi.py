@@ -9,4 +9,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from inspector.embedded import start_embedded_worker  # noqa: E402
+
 application = ProtocolTypeRouter({"http": django_asgi_app})
+start_embedded_worker()

@@ -127,6 +127,12 @@ INSPECTOR = {
     "domain": "bookshelf.domain.domain",
     "event_processing": os.environ.get("INSPECTOR_EVENT_PROCESSING", "sync"),
     "command_processing": os.environ.get("INSPECTOR_COMMAND_PROCESSING", "sync"),
+    # One worker thread inside the web process (started by bookshelf.asgi), so async mode,
+    # retries and replays work with a single command. Turn off when running run_handlers.
+    "embedded_worker": env_bool("INSPECTOR_EMBEDDED_WORKER", True),
+    "retries": int(os.environ.get("INSPECTOR_RETRIES", "3")),
+    "backoff_base": float(os.environ.get("INSPECTOR_BACKOFF_BASE", "1.0")),
+    "backoff_cap": float(os.environ.get("INSPECTOR_BACKOFF_CAP", "300")),
 }
 
 LOGGING = {

@@ -10,12 +10,12 @@ from contextvars import ContextVar
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from inspector.models import HandlerAttempt, HandlerRun, RunStatus
 from inspector.sql import Increment, insert_rows, update_row
 from inspector.unit_of_work import Cause, caused_by, unit_of_work
+from inspector.wakeup import notify_workers
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,8 @@ class Dispatcher:
 
     def create_runs(self, runs):
         insert_rows(HandlerRun, runs)
+        if any(not run.claimed_by for run in runs):
+            notify_workers()
 
     def after_commit(self, runs):
         """Run this transaction's pending runs now when processing is sync (breadth-first)."""
@@ -112,6 +114,20 @@ class Dispatcher:
         finally:
             _sync_queue.reset(token)
 
+    def pending_command_run(self, entry, spec):
+        """A queued run of a command handler, for a worker to pick up (async commands)."""
+        now = timezone.now()
+        run = HandlerRun(
+            message_id=entry.message._id,
+            handler=spec.name,
+            status=RunStatus.PENDING,
+            available_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        run._entry = entry
+        return run
+
     def execute(self, run, message, row, *, owner):
         """Run one handler for one message in its own transaction and record the outcome."""
         spec = self.domain.handler_named(run.handler)
@@ -128,9 +144,8 @@ class Dispatcher:
 
         def finish(uow, flushed):
             duration_us = int((time.perf_counter() - started) * 1_000_000)
-            raised = [
-                str(e.message._id) for e in flushed if e.metadata["handler_run_id"] == str(run.id)
-            ]
+            run_id = str(run.id)
+            raised = [str(e.message._id) for e in flushed if e.metadata["handler_run_id"] == run_id]
             finished_at = timezone.now()
             updated = update_row(
                 HandlerRun,
@@ -142,6 +157,9 @@ class Dispatcher:
                     "finished_at": finished_at,
                     "duration_us": duration_us,
                     "raised_message_ids": raised,
+                    "error_type": "",
+                    "error_message": "",
+                    "traceback": "",
                     "claimed_by": "",
                     "lease_expires_at": None,
                     "updated_at": finished_at,
@@ -159,45 +177,68 @@ class Dispatcher:
         except ClaimLost:
             logger.warning("Handler run lost its claim run=%s handler=%s", run.pk, run.handler)
         except Exception as exc:
-            self.record_failure(run, exc, started_at, started, owner=owner)
+            self.record_failure(run, spec, exc, started_at, started, owner=owner)
         return run
 
-    def record_failure(self, run, exc, started_at, started, *, owner):
-        """Keep the failed attempt; the handler's own writes were already rolled back."""
+    def record_failure(self, run, spec, exc, started_at, started, *, owner):
+        """Keep the failed attempt and schedule a retry, or declare the run dead."""
         finished_at = timezone.now()
         duration_us = int((time.perf_counter() - started) * 1_000_000)
         error_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
         formatted = traceback.format_exc()
-        logger.warning(
-            "Handler run failed run=%s handler=%s error=%s", run.pk, run.handler, error_type
-        )
         with transaction.atomic():
-            updated = HandlerRun.objects.filter(pk=run.pk, claimed_by=owner).update(
-                status=RunStatus.FAILED,
-                attempts=F("attempts") + 1,
+            attempts = (
+                HandlerRun.objects.filter(pk=run.pk, claimed_by=owner)
+                .values_list("attempts", flat=True)
+                .first()
+            )
+            if attempts is None:
+                logger.warning("Handler run lost its claim run=%s handler=%s", run.pk, run.handler)
+                return
+            number = attempts + 1
+            if number > spec.retries:
+                status, available_at = RunStatus.DEAD, finished_at
+            else:
+                status = RunStatus.FAILED
+                available_at = finished_at + timedelta(seconds=spec.retry_delay(number))
+            update_row(
+                HandlerRun,
+                run.pk,
+                {
+                    "status": status,
+                    "attempts": number,
+                    "available_at": available_at,
+                    "started_at": started_at,
+                    "finished_at": finished_at,
+                    "duration_us": duration_us,
+                    "error_type": error_type,
+                    "error_message": str(exc),
+                    "traceback": formatted,
+                    "claimed_by": "",
+                    "lease_expires_at": None,
+                    "updated_at": finished_at,
+                },
+            )
+            HandlerAttempt.objects.create(
+                run_id=run.pk,
+                number=number,
+                worker=owner,
                 started_at=started_at,
                 finished_at=finished_at,
                 duration_us=duration_us,
                 error_type=error_type,
                 error_message=str(exc),
                 traceback=formatted,
-                claimed_by="",
-                lease_expires_at=None,
-                updated_at=finished_at,
             )
-            if updated:
-                number = HandlerRun.objects.filter(pk=run.pk).values_list("attempts", flat=True)
-                HandlerAttempt.objects.create(
-                    run_id=run.pk,
-                    number=number[0],
-                    worker=owner,
-                    started_at=started_at,
-                    finished_at=finished_at,
-                    duration_us=duration_us,
-                    error_type=error_type,
-                    error_message=str(exc),
-                    traceback=formatted,
-                )
-        run.status = RunStatus.FAILED
+        logger.warning(
+            "Handler run failed run=%s handler=%s attempt=%s status=%s error=%s",
+            run.pk,
+            run.handler,
+            number,
+            status,
+            error_type,
+        )
+        run.status = status
+        run.attempts = number
         run.error_type = error_type
         run.error_message = str(exc)

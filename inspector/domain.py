@@ -1,5 +1,6 @@
 """The Domain: a registry of aggregates, messages and handlers, and the way commands run."""
 
+import random
 import re
 import time
 import uuid
@@ -46,6 +47,15 @@ class HandlerSpec:
     stream_category: str | None = None
     source_stream: str | None = None
     methods: dict = field(default_factory=dict)  # message class -> method name
+    retries: int = 3  # attempts after the first before the run is dead
+    backoff_base: float = 1.0  # seconds before the first retry; doubles each time
+    backoff_cap: float = 300.0
+    park_on_failure: bool = False  # a dead run holds back the rest of its stream
+
+    def retry_delay(self, attempt):
+        """Exponential backoff with full jitter, capped (attempt counts from 1)."""
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
 
     def method_for(self, message_cls):
         return getattr(self.handler_cls, self.methods[message_cls])
@@ -136,17 +146,26 @@ class Domain:
             cls._domain = self
             cls._type = f"{self.name}.{cls.__name__}.v{version}"
             registry.append(cls)
+            self.initialized = False
             return cls
 
         return register(cls) if cls is not None else register
 
-    def command_handler(self, cls=None, *, part_of=None):
-        return self._handler(cls, "command_handler", part_of, None, None)
+    def command_handler(self, cls=None, *, part_of=None, **options):
+        return self._handler(cls, "command_handler", part_of, None, None, options)
 
-    def event_handler(self, cls=None, *, part_of=None, stream_category=None, source_stream=None):
-        return self._handler(cls, "event_handler", part_of, stream_category, source_stream)
+    def event_handler(
+        self, cls=None, *, part_of=None, stream_category=None, source_stream=None, **options
+    ):
+        """Options: retries, backoff_base, backoff_cap (seconds), park_on_failure."""
+        return self._handler(cls, "event_handler", part_of, stream_category, source_stream, options)
 
-    def _handler(self, cls, kind, part_of, stream_category, source_stream):
+    def _handler(self, cls, kind, part_of, stream_category, source_stream, options):
+        unknown = options.keys() - {"retries", "backoff_base", "backoff_cap", "park_on_failure"}
+        if unknown:
+            raise ConfigurationError(f"Unknown handler options: {', '.join(sorted(unknown))}")
+        defaults = getattr(settings, "INSPECTOR", {})
+
         def register(cls):
             spec = HandlerSpec(
                 name=f"{self.name}.{cls.__name__}",
@@ -155,6 +174,10 @@ class Domain:
                 part_of=part_of,
                 stream_category=stream_category,
                 source_stream=source_stream,
+                retries=options.get("retries", defaults.get("retries", 3)),
+                backoff_base=options.get("backoff_base", defaults.get("backoff_base", 1.0)),
+                backoff_cap=options.get("backoff_cap", defaults.get("backoff_cap", 300.0)),
+                park_on_failure=options.get("park_on_failure", False),
             )
             for attr, value in vars(cls).items():
                 target = getattr(value, "_handles", None)
@@ -293,8 +316,6 @@ class Domain:
             raise IncorrectUsageError(f"{command!r} is not a registered command of {self.name}")
         if asynchronous is None:
             asynchronous = self.config["command_processing"] == "async"
-        if asynchronous:
-            raise IncorrectUsageError("async command processing needs the worker (not enabled)")
         spec = self._command_handler_for[type(command)]
         category = self.stream_category(command._part_of)
         identity = command._identity()
@@ -302,6 +323,9 @@ class Domain:
         parent = current_cause() or Cause.root(correlation_id)
         with unit_of_work(self) as uow:
             entry = uow.append(command, stream=stream, cause=parent, new_stream=identity is None)
+            if asynchronous:  # a worker runs the handler; the caller gets the command's id
+                uow.explicit_runs.append(self.dispatcher.pending_command_run(entry, spec))
+                return command._id
             run_id = uuid.uuid4()
             cause = Cause(
                 message_id=str(command._id),

@@ -181,3 +181,14 @@ class HandlerRunReplay(models.Model):
         return (
             f"{self.get_action_display()} {self.run_id} by {self.user} at {self.at:%Y-%m-%d %H:%M}"
         )
+
+
+class HandlerState(models.Model):
+    """Operator switches per handler: a paused handler's runs wait until it is resumed."""
+
+    handler = models.CharField(max_length=255, primary_key=True)
+    paused = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.handler} ({'paused' if self.paused else 'running'})"

@@ -1,70 +1,91 @@
-"""Writes an operator makes on handler runs: replay a failed one, or mark it resolved."""
+"""Writes an operator makes on handler runs: replay failed ones, or mark them resolved."""
 
 from django.db import transaction
 from django.utils import timezone
 
 from inspector.exceptions import DomainError
 from inspector.models import HandlerRun, HandlerRunReplay, RunStatus
+from inspector.wakeup import notify_workers
 
 REPLAYABLE = (RunStatus.FAILED, RunStatus.DEAD)
+CHUNK = 500
 
 
 class RunNotReplayable(DomainError):
     """Only failed or dead runs can be replayed or resolved."""
 
 
-def _refuse_unless_replayable(run, verb):
-    if run.status not in REPLAYABLE:
-        raise RunNotReplayable(
-            f"Cannot {verb} the run of {run.handler} for {run.message_type}: it is "
-            f"{run.get_status_display().lower()}; only failed or dead runs can be {verb}ed."
-        )
-
-
 def handler_run_replay(*, run, user=None, reason=""):
-    """Send a failed or dead run back to the queue as a new attempt, keeping its history."""
-    with transaction.atomic():
-        run = HandlerRun.objects.select_for_update().get(pk=run.pk)
-        _refuse_unless_replayable(run, "replay")
-        now = timezone.now()
-        HandlerRunReplay.objects.create(
-            run=run,
-            action=HandlerRunReplay.Action.REPLAY,
-            user=user,
-            at=now,
-            reason=reason,
-            previous_status=run.status,
-            attempts_before=run.attempts,
-        )
-        run.status = RunStatus.PENDING
-        run.available_at = now
-        run.claimed_by = ""
-        run.lease_expires_at = None
-        run.updated_at = now
-        run.save(
-            update_fields=["status", "available_at", "claimed_by", "lease_expires_at", "updated_at"]
-        )
-    return run
+    """Send one failed or dead run back to the queue as a new attempt, keeping its history."""
+    return _one(run, user, reason, HandlerRunReplay.Action.REPLAY)
 
 
 def handler_run_resolve(*, run, user=None, reason=""):
-    """Close a failed or dead run without running it (the operator fixed things by hand)."""
+    """Close one failed or dead run without running it (the operator fixed things by hand)."""
+    return _one(run, user, reason, HandlerRunReplay.Action.RESOLVE)
+
+
+def handler_runs_replay(*, runs, user=None, reason=""):
+    """Queue every failed or dead run of `runs` again; return how many were queued."""
+    return _many(runs, user, reason, HandlerRunReplay.Action.REPLAY)
+
+
+def handler_runs_resolve(*, runs, user=None, reason=""):
+    """Mark every failed or dead run of `runs` resolved; return how many were resolved."""
+    return _many(runs, user, reason, HandlerRunReplay.Action.RESOLVE)
+
+
+def _one(run, user, reason, action):
     with transaction.atomic():
-        run = HandlerRun.objects.select_for_update().get(pk=run.pk)
-        _refuse_unless_replayable(run, "resolve")
-        now = timezone.now()
-        HandlerRunReplay.objects.create(
-            run=run,
-            action=HandlerRunReplay.Action.RESOLVE,
+        current = HandlerRun.objects.select_for_update().get(pk=run.pk)
+        if current.status not in REPLAYABLE:
+            verb = "replay" if action == HandlerRunReplay.Action.REPLAY else "resolve"
+            raise RunNotReplayable(
+                f"Cannot {verb} the run of {current.handler} for {current.message_type}: it is "
+                f"{current.get_status_display().lower()}; only failed or dead runs can be "
+                f"{verb}d."
+            )
+        _apply([(current.pk, current.status, current.attempts)], user, reason, action)
+    return HandlerRun.objects.get(pk=run.pk)
+
+
+def _many(runs, user, reason, action):
+    ids = list(runs.filter(status__in=REPLAYABLE).values_list("pk", flat=True))
+    total = 0
+    for start in range(0, len(ids), CHUNK):
+        with transaction.atomic():
+            rows = list(
+                HandlerRun.objects.select_for_update()
+                .filter(pk__in=ids[start : start + CHUNK], status__in=REPLAYABLE)
+                .values_list("pk", "status", "attempts")
+            )
+            _apply(rows, user, reason, action)
+            total += len(rows)
+    return total
+
+
+def _apply(rows, user, reason, action):
+    """Record who did what to each run, then move the runs on; inside the caller's transaction."""
+    if not rows:
+        return
+    now = timezone.now()
+    HandlerRunReplay.objects.bulk_create(
+        HandlerRunReplay(
+            run_id=pk,
+            action=action,
             user=user,
             at=now,
             reason=reason,
-            previous_status=run.status,
-            attempts_before=run.attempts,
+            previous_status=status,
+            attempts_before=attempts,
         )
-        run.status = RunStatus.RESOLVED
-        run.claimed_by = ""
-        run.lease_expires_at = None
-        run.updated_at = now
-        run.save(update_fields=["status", "claimed_by", "lease_expires_at", "updated_at"])
-    return run
+        for pk, status, attempts in rows
+    )
+    changes = {"claimed_by": "", "lease_expires_at": None, "updated_at": now}
+    if action == HandlerRunReplay.Action.REPLAY:
+        changes.update(status=RunStatus.PENDING, available_at=now)
+    else:
+        changes.update(status=RunStatus.RESOLVED)
+    HandlerRun.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(**changes)
+    if action == HandlerRunReplay.Action.REPLAY:
+        notify_workers()

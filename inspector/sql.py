@@ -14,8 +14,13 @@ def _insert_sql(model, vendor, count):
     return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * count)}"
 
 
-def insert_rows(model, objs):
-    """INSERT model instances in one statement, adapting values as the ORM would."""
+def insert_rows(model, objs, *, chunk=400):
+    """INSERT model instances in few statements, adapting values as the ORM would."""
+    for start in range(0, len(objs), chunk):
+        _insert_chunk(model, objs[start : start + chunk])
+
+
+def _insert_chunk(model, objs):
     fields = model._meta.concrete_fields
     params = [
         f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in objs for f in fields

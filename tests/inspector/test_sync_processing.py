@@ -118,7 +118,7 @@ def test_source_stream_filters_on_the_stream_that_started_the_chain(
 def test_a_failing_handler_rolls_back_only_its_own_writes(
     domain, add_book, extra_handlers, mailoutbox
 ):
-    class Flaky:
+    class FlakyMailer:
         @handle(OrderConfirmed)
         def on_confirmed(self, event):
             Notification.objects.create(
@@ -130,7 +130,7 @@ def test_a_failing_handler_rolls_back_only_its_own_writes(
             )
             raise RuntimeError("mail server down")
 
-    extra_handlers(Flaky, part_of=Order)
+    extra_handlers(FlakyMailer, part_of=Order)
     book = add_book()
     order_id = place_confirmed_order(domain, book)
 
@@ -139,7 +139,7 @@ def test_a_failing_handler_rolls_back_only_its_own_writes(
         "customers@bookshelf.local"  # the other handler's writes stay
     ]
     assert len(mailoutbox) == 1
-    run = HandlerRun.objects.get(handler="bookshelf.Flaky")
+    run = HandlerRun.objects.get(handler="bookshelf.FlakyMailer")
     assert run.status == "failed"
     assert run.attempts == 1
     assert run.error_type == "builtins.RuntimeError"

@@ -1,0 +1,330 @@
+"""Async processing: the outbox, workers, ordering, retries, dead runs, parking and replay."""
+
+import io
+import signal
+import time
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+
+from bookshelf.commands import AddBook, PlaceOrder
+from bookshelf.models import Book, Inventory, Order
+from inspector.models import HandlerAttempt, HandlerRun, HandlerRunReplay, Message, RunStatus
+from inspector.services import RunNotReplayable, handler_run_replay, handler_run_resolve
+from inspector.unit_of_work import unit_of_work
+from inspector.worker import Worker
+from tests.probe.handlers import Ping
+from tests.probe.models import Seen, Switch
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def async_domain(domain):
+    domain.config["event_processing"] = "async"
+    return domain
+
+
+def append_pings(domain, category, count, *, streams=1, sleep=None, start=0):
+    with unit_of_work(domain) as uow:
+        for n in range(start, start + count):
+            uow.append(Ping(n=n, sleep=sleep), stream=f"{category}-{n % streams}")
+
+
+def drain(**options):
+    return Worker(worker_id="test-worker", **options).drain()
+
+
+def wait_for(condition, timeout=60.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def test_async_append_creates_pending_runs_that_a_worker_runs(async_domain):
+    append_pings(async_domain, "probe::ping", 6, streams=2)
+    runs = HandlerRun.objects.filter(message_type="bookshelf.Ping.v1")
+    assert runs.count() == 12
+    assert set(runs.values_list("status", "claimed_by")) == {("pending", "")}
+    assert not Seen.objects.exists()
+
+    call_command("run_handlers", batch=True, stdout=io.StringIO())
+
+    assert set(runs.values_list("status", flat=True)) == {"succeeded"}
+    for handler in ("A", "B"):
+        for stream in ("probe::ping-0", "probe::ping-1"):
+            positions = list(
+                Seen.objects.filter(handler=handler, stream=stream)
+                .order_by("id")
+                .values_list("position", flat=True)
+            )
+            assert positions == [0, 1, 2]
+
+
+def test_async_command_returns_its_id_and_a_worker_runs_the_handler(async_domain):
+    command_id = async_domain.process(
+        AddBook(title="Dune", author="Frank Herbert", price_amount=9.99), asynchronous=True
+    )
+    command = Message.objects.get(pk=command_id)
+    assert command.type == "bookshelf.AddBook.v1"
+    run = HandlerRun.objects.get(message=command)
+    assert (run.handler, run.status) == ("bookshelf.BookCommandHandler", "pending")
+    assert not Book.objects.exists()
+
+    assert drain() == 2  # the command handler, then BookAdded's handler
+    book = Book.objects.get()
+    assert Inventory.objects.get(book=book).quantity == 10
+    event = Message.objects.get(type="bookshelf.BookAdded.v1")
+    assert event.metadata["causation_id"] == str(command_id)
+    assert event.correlation_id == command.correlation_id
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.raised_message_ids == [str(event.id)]
+
+
+def test_outbox_an_error_before_commit_leaves_neither_event_nor_runs(async_domain, add_book):
+    async_domain.config["event_processing"] = "sync"
+    book = add_book()
+    order_id = async_domain.process(
+        PlaceOrder(customer_name="Alice", items=[{"book_id": str(book.id), "quantity": 1}])
+    )
+    async_domain.config["event_processing"] = "async"
+    messages, runs = Message.objects.count(), HandlerRun.objects.count()
+    repository = async_domain.repository_for(Order)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        order = repository.get(order_id)
+        order.confirm()
+        repository.add(order)
+        assert Message.objects.count() == messages + 1  # appended, with its pending run
+        assert HandlerRun.objects.count() == runs + 1
+        raise RuntimeError("crash before commit")
+    assert (Message.objects.count(), HandlerRun.objects.count()) == (messages, runs)
+    assert Order.objects.get(pk=order_id).status == "PENDING"
+
+
+def test_retries_back_off_then_the_run_is_dead_and_replay_after_the_fix_succeeds(
+    async_domain, admin_user
+):
+    Switch.objects.create(name="flaky", on=True)
+    append_pings(async_domain, "probe::flaky", 1)
+    run = HandlerRun.objects.get(handler="bookshelf.Flaky")
+
+    drain()
+    run.refresh_from_db()
+    assert (run.status, run.attempts) == ("failed", 1)
+    delay = (run.available_at - run.finished_at).total_seconds()
+    assert 0.025 <= delay <= 0.05  # backoff_base 0.05 with jitter
+    assert drain() == 0  # not due yet
+
+    assert wait_for(lambda: drain() and HandlerRun.objects.get(pk=run.pk).attempts == 2, 5)
+    run.refresh_from_db()
+    assert run.status == "failed"
+    second_delay = (run.available_at - run.finished_at).total_seconds()
+    assert 0.05 <= second_delay <= 0.1  # doubled, capped at 0.1
+
+    assert wait_for(lambda: drain() and HandlerRun.objects.get(pk=run.pk).attempts == 3, 5)
+    run.refresh_from_db()
+    assert run.status == "dead"  # retries=2: three attempts in all
+    attempts = list(HandlerAttempt.objects.filter(run=run).values_list("number", "error_message"))
+    assert attempts == [(n, "flaky is switched on (n=0)") for n in (1, 2, 3)]
+    assert "RuntimeError" in HandlerAttempt.objects.get(run=run, number=3).traceback
+
+    Switch.objects.filter(name="flaky").update(on=False)
+    handler_run_replay(run=run, user=admin_user, reason="fixed the flag")
+    run.refresh_from_db()
+    assert (run.status, run.claimed_by) == ("pending", "")
+    assert drain() == 1
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert run.attempts == 4
+    assert Seen.objects.filter(handler="Flaky").count() == 1
+    replay = HandlerRunReplay.objects.get(run=run)
+    assert (replay.user, replay.reason, replay.previous_status, replay.attempts_before) == (
+        admin_user,
+        "fixed the flag",
+        "dead",
+        3,
+    )
+    with pytest.raises(RunNotReplayable, match="only failed or dead runs"):
+        handler_run_replay(run=run, user=admin_user, reason="again")
+
+
+def test_a_dead_run_lets_the_rest_of_its_stream_go_on_by_default(async_domain):
+    Switch.objects.create(name="skipping-0", on=True)
+    append_pings(async_domain, "probe::skipping", 3)
+    drain()
+    statuses = list(
+        HandlerRun.objects.filter(handler="bookshelf.Skipping")
+        .order_by("position")
+        .values_list("status", flat=True)
+    )
+    assert statuses == ["dead", "succeeded", "succeeded"]
+
+
+def test_a_parking_handler_holds_its_stream_until_the_dead_run_is_replayed(async_domain):
+    Switch.objects.create(name="parked-0", on=True)
+    append_pings(async_domain, "probe::parked", 3)
+    append_pings(async_domain, "probe::parked", 1, start=3, streams=1)  # same stream, later
+    drain()
+    runs = HandlerRun.objects.filter(handler="bookshelf.Parked").order_by("position")
+    assert list(runs.values_list("status", flat=True)) == ["dead", "pending", "pending", "pending"]
+    assert not Seen.objects.filter(handler="Parked").exists()
+
+    Switch.objects.filter(name="parked-0").update(on=False)
+    handler_run_replay(run=runs[0], reason="fixed")
+    drain()
+    assert list(runs.values_list("status", flat=True)) == ["succeeded"] * 4
+    assert list(
+        Seen.objects.filter(handler="Parked").order_by("id").values_list("n", flat=True)
+    ) == [0, 1, 2, 3]
+
+
+def test_resolve_closes_a_dead_run_and_releases_a_parked_stream(async_domain, admin_user):
+    Switch.objects.create(name="parked-0", on=True)
+    append_pings(async_domain, "probe::parked", 2)
+    drain()
+    dead = HandlerRun.objects.get(handler="bookshelf.Parked", position=0)
+    handler_run_resolve(run=dead, user=admin_user, reason="handled by hand")
+    drain()
+    statuses = dict(
+        HandlerRun.objects.filter(handler="bookshelf.Parked").values_list("position", "status")
+    )
+    assert statuses == {0: "resolved", 1: "succeeded"}
+    with pytest.raises(RunNotReplayable):
+        handler_run_resolve(run=dead, user=admin_user)
+
+
+def test_a_run_whose_worker_died_is_claimed_again_after_its_lease(async_domain):
+    append_pings(async_domain, "probe::ping", 1)
+    dying = Worker(worker_id="dying", lease_seconds=0.2)
+    claimed = dying.claim()
+    assert len(claimed) == 2
+    assert drain() == 0  # leased to the dying worker
+    time.sleep(0.3)
+    assert drain() == 2
+    assert set(HandlerRun.objects.values_list("status", flat=True)) == {"succeeded"}
+    # The dying worker wakes up and finishes late: its claim is gone, nothing is recorded twice.
+    dying.execute(claimed[0])
+    assert Seen.objects.count() == 2
+
+
+def test_a_paused_handler_waits_and_resumes(async_domain):
+    from inspector.models import HandlerState
+
+    HandlerState.objects.create(handler="bookshelf.RecorderB", paused=True)
+    append_pings(async_domain, "probe::ping", 2)
+    drain()
+    statuses = dict(HandlerRun.objects.filter(position=1).values_list("handler", "status"))
+    assert statuses == {"bookshelf.RecorderA": "succeeded", "bookshelf.RecorderB": "pending"}
+    HandlerState.objects.filter(handler="bookshelf.RecorderB").update(paused=False)
+    drain()
+    assert set(HandlerRun.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_sigterm_finishes_the_current_run_and_leaves_none_running(async_domain, spawn_worker):
+    append_pings(async_domain, "probe::ping", 40, streams=40, sleep=0.05)
+    worker = spawn_worker("--batch-size", "10", "--poll", "0.05")
+    assert wait_for(lambda: Seen.objects.count() >= 5, 30)
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(30)
+    output = worker.log.read_text()
+    assert worker.returncode == 0, output
+    assert "Stopped after" in output
+    assert not HandlerRun.objects.filter(status=RunStatus.RUNNING).exists()
+    assert not HandlerRun.objects.exclude(claimed_by="").exists()
+    succeeded = HandlerRun.objects.filter(status="succeeded").count()
+    assert 5 <= succeeded < 80
+    assert Seen.objects.count() == succeeded
+
+
+def test_replay_runs_command_previews_then_replays(async_domain):
+    Switch.objects.create(name="skipping-0", on=True)
+    Switch.objects.create(name="skipping-1", on=True)
+    append_pings(async_domain, "probe::skipping", 3, streams=3)
+    drain()
+    Switch.objects.all().update(on=False)
+    from io import StringIO
+
+    out = StringIO()
+    call_command(
+        "replay_runs", handler="bookshelf.Skipping", status="dead", dry_run=True, stdout=out
+    )
+    assert "2 runs would be replayed" in out.getvalue()
+    assert HandlerRun.objects.filter(status="dead").count() == 2
+    out = StringIO()
+    call_command(
+        "replay_runs",
+        handler="bookshelf.Skipping",
+        status="dead",
+        since="2026-01-01",
+        yes=True,
+        reason="flag fixed",
+        stdout=out,
+    )
+    assert "Replayed 2 runs" in out.getvalue()
+    assert HandlerRunReplay.objects.filter(reason="flag fixed").count() == 2
+    drain()
+    assert set(HandlerRun.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def _assert_exactly_once_in_order(events):
+    runs = HandlerRun.objects.filter(message_type="bookshelf.Ping.v1")
+    assert runs.count() == events * 2
+    assert runs.filter(status="succeeded").count() == events * 2
+    for handler in ("A", "B"):
+        seen = list(
+            Seen.objects.filter(handler=handler).order_by("id").values_list("stream", "position")
+        )
+        assert len(seen) == events  # each event handled once by each handler
+        assert len(set(seen)) == events
+        last = {}
+        for stream, position in seen:
+            assert position == last.get(stream, -1) + 1, f"{handler} saw {stream} out of order"
+            last[stream] = position
+
+
+def _events_for_this_database():
+    return 5000 if connection.vendor == "postgresql" else 1000
+
+
+def test_four_worker_processes_drain_every_event_exactly_once_in_order(async_domain, spawn_worker):
+    events = _events_for_this_database()
+    append_pings(async_domain, "probe::ping", events, streams=50)
+    workers = [spawn_worker("--poll", "0.05", "--batch-size", "20") for _ in range(4)]
+    done = wait_for(
+        lambda: not HandlerRun.objects.exclude(status="succeeded").exists(),
+        timeout=240,
+        interval=0.5,
+    )
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        worker.wait(30)
+    assert done, HandlerRun.objects.exclude(status="succeeded").count()
+    _assert_exactly_once_in_order(events)
+
+
+def test_a_worker_killed_mid_way_loses_nothing_and_succeeds_nothing_twice(
+    async_domain, spawn_worker
+):
+    events = _events_for_this_database()
+    append_pings(async_domain, "probe::ping", events, streams=50)
+    victim = spawn_worker("--poll", "0.05", "--batch-size", "20", "--lease", "2")
+    others = [spawn_worker("--poll", "0.05", "--batch-size", "20", "--lease", "2")]
+    assert wait_for(lambda: Seen.objects.count() >= events // 4, 120)
+    victim.kill()  # SIGKILL: its claimed runs stay running until their lease expires
+    victim.wait(10)
+    others.append(spawn_worker("--poll", "0.05", "--batch-size", "20", "--lease", "2"))
+    done = wait_for(
+        lambda: not HandlerRun.objects.exclude(status="succeeded").exists(),
+        timeout=240,
+        interval=0.5,
+    )
+    for worker in others:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    assert done, HandlerRun.objects.exclude(status="succeeded").count()
+    _assert_exactly_once_in_order(events)
