@@ -1,6 +1,39 @@
 from django.contrib import admin
-from django.urls import path
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
+from django.urls import include, path
+
+from bookshelf import views
+
+shop = (
+    [
+        path("", views.catalog, name="catalog"),
+        path("books/add/", views.book_add, name="book-add"),
+        path("books/<uuid:book_id>/", views.book_detail, name="book-detail"),
+        path("orders/", views.order_list, name="order-list"),
+        path("orders/place/", views.order_place, name="order-place"),
+        path("orders/<uuid:order_id>/", views.order_detail, name="order-detail"),
+        path(
+            "orders/<uuid:order_id>/confirm/",
+            views.order_action,
+            {"action": "confirm"},
+            name="order-confirm",
+        ),
+        path(
+            "orders/<uuid:order_id>/ship/",
+            views.order_action,
+            {"action": "ship"},
+            name="order-ship",
+        ),
+        path("inventory/", views.inventory, name="inventory"),
+        path("inventory/<uuid:book_id>/adjust/", views.inventory_adjust, name="inventory-adjust"),
+        path("notifications/", views.notification_list, name="notification-list"),
+    ],
+    "bookshelf",
+)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include(shop)),
 ]
+# Static files (htmx, the stylesheet) under daphne in DEBUG; empty when DEBUG is off.
+urlpatterns += staticfiles_urlpatterns()

@@ -1,0 +1,108 @@
+"""Run a shop form's command at most once, and say what it raised."""
+
+import uuid
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+from bookshelf.domain import domain
+from inspector.exceptions import DomainError
+from inspector.models import HandlerRun, Message, MessageKind, RunStatus
+
+
+class DuplicateSubmission(DomainError):
+    """The form was submitted before: its command already ran, so this one is refused."""
+
+
+@dataclass(frozen=True)
+class Raised:
+    """One event the command raised, and how its handler runs stand."""
+
+    message_id: uuid.UUID
+    name: str
+    runs: int
+    failed: int
+    pending: int
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a submitted command did: its stored message, its result and the events it raised."""
+
+    command_id: uuid.UUID
+    command_name: str
+    result: object
+    raised: tuple[Raised, ...]
+
+    @property
+    def failed(self):
+        return sum(event.failed for event in self.raised)
+
+
+def submit(command, *, token):
+    """Process `command` for the form submission `token`, unless that submission already ran.
+
+    The token becomes the correlation id of everything the command causes, so a second
+    submission of the same form finds the first in the store and writes nothing.
+    """
+    token = uuid.UUID(str(token))
+    with transaction.atomic():
+        _lock_submission(token)
+        if Message.objects.filter(correlation_id=token).exists():
+            raise DuplicateSubmission(
+                "This form was already submitted, so nothing was done a second time."
+            )
+        result = domain.process(command, correlation_id=token)
+    # Sync handlers ran when the block above committed, so the receipt sees their outcome.
+    return receipt_for(token, result)
+
+
+def _lock_submission(token):
+    """Make concurrent submissions of one token wait for each other until commit."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [token.int & (2**63 - 1)])
+    # SQLite: the IMMEDIATE transaction already holds the database's write lock.
+
+
+def receipt_for(token, result=None):
+    """The receipt of the command stored under correlation id `token`."""
+    command = Message.objects.get(
+        correlation_id=token, kind=MessageKind.COMMAND, causation_id__isnull=True
+    )
+    events = list(
+        Message.objects.filter(correlation_id=token, causation_id=command.id)
+        .order_by("global_position")
+        .only("id", "type")
+    )
+    statuses = {}
+    for message_id, status in HandlerRun.objects.filter(message__in=events).values_list(
+        "message_id", "status"
+    ):
+        statuses.setdefault(message_id, []).append(status)
+    raised = tuple(
+        Raised(
+            message_id=event.id,
+            name=message_name(event.type),
+            runs=len(statuses.get(event.id, ())),
+            failed=sum(s in (RunStatus.FAILED, RunStatus.DEAD) for s in statuses.get(event.id, ())),
+            pending=sum(
+                s in (RunStatus.PENDING, RunStatus.RUNNING) for s in statuses.get(event.id, ())
+            ),
+        )
+        for event in events
+    )
+    return Receipt(
+        command_id=command.id,
+        command_name=message_name(command.type),
+        result=result,
+        raised=raised,
+    )
+
+
+def message_name(type_name):
+    """`bookshelf.OrderShipped.v1` → `OrderShipped`, through the domain's registry."""
+    try:
+        return domain.message_class(type_name).__name__
+    except KeyError:
+        return type_name

@@ -1,0 +1,53 @@
+"""Template helpers for the shop pages."""
+
+import uuid
+
+from django import template
+from django.urls import NoReverseMatch, reverse
+
+from bookshelf.submissions import message_name as _message_name
+
+register = template.Library()
+
+
+@register.simple_tag
+def fresh_token():
+    """A new submission token for a small form rendered without a Form instance."""
+    return uuid.uuid4()
+
+
+@register.simple_tag
+def inspector_message_url(message_id):
+    """The inspector's page of one message (a plain path until the inspector names its URL)."""
+    try:
+        return reverse("inspector:message-detail", args=[message_id])
+    except NoReverseMatch:
+        return f"/inspector/messages/{message_id}/"
+
+
+@register.filter
+def message_name(type_name):
+    """`bookshelf.OrderShipped.v1` → `OrderShipped`."""
+    return _message_name(type_name)
+
+
+@register.filter
+def handler_name(name):
+    """`bookshelf.InventoryEventHandler` → `InventoryEventHandler`."""
+    return name.rsplit(".", 1)[-1]
+
+
+@register.filter
+def event_fields(data):
+    """An event's data as (name, text) pairs for people: ids left out (the inspector has them),
+    a list of order lines read as "2 × Dune"."""
+    pairs = []
+    for key, value in (data or {}).items():
+        if key.endswith("_id"):
+            continue
+        if isinstance(value, list) and all(
+            isinstance(v, dict) and "quantity" in v and "book_title" in v for v in value
+        ):
+            value = ", ".join(f"{v['quantity']} × {v['book_title']}" for v in value)
+        pairs.append((key, value))
+    return pairs
