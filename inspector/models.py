@@ -73,6 +73,10 @@ class RunStatus(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
 
 
+UNFINISHED_STATUSES = [RunStatus.PENDING, RunStatus.RUNNING, RunStatus.FAILED]
+UNFINISHED = models.Q(status__in=UNFINISHED_STATUSES)
+
+
 class HandlerRunQuerySet(models.QuerySet):
     def pending(self):
         return self.filter(status=RunStatus.PENDING)
@@ -120,8 +124,22 @@ class HandlerRun(models.Model):
             models.UniqueConstraint(fields=["message", "handler"], name="run_message_handler"),
         ]
         indexes = [
-            models.Index(fields=["status", "available_at"], name="run_status_due"),
-            models.Index(fields=["handler", "stream", "position"], name="run_handler_stream"),
+            # Workers scan unfinished runs in global order and check each one's stream for an
+            # earlier unfinished run; both indexes only hold unfinished rows, so they stay
+            # small however long the history grows.
+            models.Index(
+                fields=["global_position"], condition=UNFINISHED, name="run_unfinished_order"
+            ),
+            models.Index(
+                fields=["handler", "stream", "position"],
+                condition=UNFINISHED,
+                name="run_unfinished_stream",
+            ),
+            models.Index(
+                fields=["handler", "stream", "position"],
+                condition=models.Q(status="dead"),
+                name="run_dead_stream",
+            ),
             models.Index(fields=["handler", "status"], name="run_handler_status"),
         ]
         permissions = [("replay_handlerrun", "Can replay and resolve handler runs")]

@@ -12,13 +12,10 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from inspector import store
-from inspector.models import HandlerRun, HandlerState, RunStatus
+from inspector.models import UNFINISHED, HandlerRun, HandlerState, RunStatus
 from inspector.wakeup import Waiter
 
 logger = logging.getLogger(__name__)
-
-# An earlier run of the same stream in one of these states holds the later ones back.
-WAITING = [RunStatus.PENDING, RunStatus.RUNNING, RunStatus.FAILED]
 
 
 def default_worker_id():
@@ -75,7 +72,8 @@ class Worker:
             position__lt=OuterRef("position"),
         )
         parked = [s.name for s in self.domain.handlers() if s.park_on_failure]
-        blocked = Exists(earlier.filter(status__in=WAITING))
+        # An earlier unfinished run of the same stream holds the later ones back.
+        blocked = Exists(earlier.filter(UNFINISHED))
         if parked:
             blocked = blocked | (
                 Q(handler__in=parked) & Exists(earlier.filter(status=RunStatus.DEAD))
@@ -87,7 +85,11 @@ class Worker:
         now = timezone.now()
         limit = limit or self.batch_size
         with transaction.atomic():
-            candidates = HandlerRun.objects.filter(self._due(now)).exclude(self._blocked())
+            candidates = (
+                HandlerRun.objects.filter(UNFINISHED)  # matches the partial indexes
+                .filter(self._due(now))
+                .exclude(self._blocked())
+            )
             paused = HandlerState.objects.filter(paused=True).values("handler")
             candidates = candidates.exclude(handler__in=paused)
             if self.handlers is not None:
