@@ -7,7 +7,7 @@ from django import forms
 
 from bookshelf.commands import AddBook, AdjustStock, ConfirmOrder, PlaceOrder, ShipOrder
 from bookshelf.selectors import book_choices
-from bookshelf.submissions import DuplicateSubmission
+from bookshelf.submissions import DuplicateSubmission, already_submitted
 from inspector.exceptions import ConcurrencyError, ObjectNotFound, ValidationError
 
 # Error codes that mean "the store is not as this form saw it" rather than "bad input".
@@ -64,6 +64,14 @@ class SubmissionForm(forms.Form):
         initial = kwargs.setdefault("initial", {})
         initial.setdefault("token", uuid.uuid4())
         super().__init__(*args, **kwargs)
+
+    def clean_token(self):
+        # Checked first, so a double submit is named as one, not as a stale form; `submit`
+        # checks again under a lock for two submissions that arrive together.
+        token = self.cleaned_data["token"]
+        if already_submitted(token):
+            raise forms.ValidationError(str(DuplicateSubmission()), code="duplicate")
+        return token
 
     def command(self):
         """The command that this valid form asks for."""

@@ -13,6 +13,14 @@ from inspector.models import HandlerRun, Message, MessageKind, RunStatus
 class DuplicateSubmission(DomainError):
     """The form was submitted before: its command already ran, so this one is refused."""
 
+    def __init__(self, message="This form was already submitted, so nothing was done again."):
+        super().__init__(message)
+
+
+def already_submitted(token):
+    """Whether a command ran for the form submission `token` (its correlation id)."""
+    return Message.objects.filter(correlation_id=token).exists()
+
 
 @dataclass(frozen=True)
 class Raised:
@@ -48,10 +56,8 @@ def submit(command, *, token):
     token = uuid.UUID(str(token))
     with transaction.atomic():
         _lock_submission(token)
-        if Message.objects.filter(correlation_id=token).exists():
-            raise DuplicateSubmission(
-                "This form was already submitted, so nothing was done a second time."
-            )
+        if already_submitted(token):
+            raise DuplicateSubmission()
         result = domain.process(command, correlation_id=token)
     # Sync handlers ran when the block above committed, so the receipt sees their outcome.
     return receipt_for(token, result)
