@@ -1,0 +1,569 @@
+"""The operator's admin: the event store, read-only, and handler runs with replay and resolve."""
+
+import json
+import uuid
+from dataclasses import dataclass
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.paginator import Paginator
+from django.db.models import Count, Max, Q
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.text import Truncator
+
+from inspector.domain import current_domain
+from inspector.models import (
+    HandlerAttempt,
+    HandlerRun,
+    HandlerRunReplay,
+    Message,
+    RunStatus,
+)
+from inspector.services import REPLAYABLE, handler_runs_replay, handler_runs_resolve
+
+STATUS_COLORS = {
+    RunStatus.PENDING: "#2f3f9e",
+    RunStatus.RUNNING: "#2f3f9e",
+    RunStatus.SUCCEEDED: "#1e6b3a",
+    RunStatus.FAILED: "#a4161a",
+    RunStatus.DEAD: "#a4161a",
+    RunStatus.RESOLVED: "#5a6272",
+}
+
+
+def message_page_url(message_id):
+    """The inspector's page of one message (a plain path until the inspector names its URL)."""
+    try:
+        return reverse("inspector:message-detail", args=[message_id])
+    except NoReverseMatch:
+        return f"/inspector/messages/{message_id}/"
+
+
+def _changelist(model, **params):
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def _change(obj):
+    meta = obj._meta
+    return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
+
+
+def _pretty(value):
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return format_html('<pre class="inspector-json" style="white-space: pre-wrap">{}</pre>', text)
+
+
+def _traceback(text):
+    if not text:
+        return "—"
+    return format_html(
+        '<pre class="inspector-traceback" style="white-space: pre-wrap">{}</pre>', text
+    )
+
+
+def _status(status, label):
+    color = STATUS_COLORS.get(status, "inherit")
+    return format_html('<strong style="color: {}">{}</strong>', color, label)
+
+
+def _short_type(type_name):
+    """`bookshelf.OrderShipped.v1` → `OrderShipped`."""
+    parts = type_name.split(".")
+    return parts[1] if len(parts) == 3 else type_name
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most `cap` rows, so no changelist page counts a whole million-row table."""
+
+    cap = 10_000
+
+    @cached_property
+    def count(self):
+        return self.object_list.order_by()[: self.cap].count()
+
+
+class MessagePaginator(CappedCountPaginator):
+    @cached_property
+    def count(self):
+        if not self.object_list.query.where:
+            # Global positions are handed out from 0 without gaps, so the last one is a count
+            # read from the unique index instead of a scan.
+            last = Message.objects.aggregate(last=Max("global_position"))["last"]
+            return 0 if last is None else last + 1
+        return super().count
+
+
+# The event store --------------------------------------------------------------------------
+
+
+class MessageTypeFilter(admin.SimpleListFilter):
+    """Types from the domain's registry, so the filter costs no DISTINCT over the store."""
+
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        domain = current_domain._resolve()
+        types = sorted({cls._type for cls in [*domain.events, *domain.commands]})
+        return [(name, name) for name in types]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
+class CategoryFilter(admin.SimpleListFilter):
+    title = "category"
+    parameter_name = "category"
+
+    def lookups(self, request, model_admin):
+        domain = current_domain._resolve()
+        categories = []
+        for aggregate in domain.aggregates:
+            category = domain.stream_category(aggregate)
+            # Commands go to `<category>:command-<id>` streams (see Domain.process).
+            categories += [category, f"{category}:command"]
+        return [(category, category) for category in sorted(categories)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(category=self.value()) if self.value() else queryset
+
+
+class ReadOnlyMixin:
+    """Rows written by the runtime alone: the admin shows them and changes nothing."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RunOfMessageInline(ReadOnlyMixin, admin.TabularInline):
+    model = HandlerRun
+    fk_name = "message"
+    fields = ("run_link", "status_label", "attempts", "duration", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "handler run"
+    verbose_name_plural = "handler runs of this message"
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("inspector.view_message")
+
+    @admin.display(description="handler")
+    def run_link(self, run):
+        return format_html('<a href="{}">{}</a>', _change(run), run.handler)
+
+    @admin.display(description="status")
+    def status_label(self, run):
+        return _status(run.status, run.get_status_display())
+
+    @admin.display(description="duration")
+    def duration(self, run):
+        return "—" if run.duration_ms is None else f"{run.duration_ms:.1f} ms"
+
+    @admin.display(description="error")
+    def error(self, run):
+        return (
+            Truncator(f"{run.error_type}: {run.error_message}").chars(120) if run.error_type else ""
+        )
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "global_position",
+        "type",
+        "kind",
+        "stream_link",
+        "position",
+        "time",
+        "inspector_link",
+    )
+    list_display_links = ("global_position", "type")
+    list_filter = ("kind", MessageTypeFilter, CategoryFilter)
+    # Searching is by exact id (see get_search_results); this only turns the search box on.
+    search_fields = ("=id",)
+    search_help_text = "A message id or correlation id (a UUID), or a whole stream name."
+    ordering = ("-global_position",)
+    sortable_by = ("global_position",)  # the only order the indexes give cheaply
+    show_full_result_count = False
+    paginator = MessagePaginator
+    list_per_page = 50
+    actions = None
+    inlines = [RunOfMessageInline]
+    fields = (
+        "id",
+        "kind",
+        "type",
+        "stream_link",
+        "category",
+        "position",
+        "global_position",
+        "time",
+        "correlation_link",
+        "causation_link",
+        "inspector_link",
+        "data_pretty",
+        "metadata_pretty",
+    )
+    readonly_fields = fields
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            value = uuid.UUID(term)
+        except ValueError:
+            return queryset.filter(stream=term), False
+        return queryset.filter(Q(id=value) | Q(correlation_id=value)), False
+
+    @admin.display(description="stream")
+    def stream_link(self, message):
+        return format_html(
+            '<a href="{}" title="All messages of this stream">{}</a>',
+            _changelist(Message, stream=message.stream),
+            message.stream,
+        )
+
+    @admin.display(description="correlation id")
+    def correlation_link(self, message):
+        return format_html(
+            '<a href="{}" title="Everything this correlation caused">{}</a>',
+            _changelist(Message, correlation_id=message.correlation_id),
+            message.correlation_id,
+        )
+
+    @admin.display(description="caused by")
+    def causation_link(self, message):
+        if message.causation_id is None:
+            return "— (a root message)"
+        cause = Message.objects.filter(pk=message.causation_id).only("id", "type").first()
+        if cause is None:
+            return str(message.causation_id)
+        return format_html('<a href="{}">{} {}</a>', _change(cause), cause.type, cause.id)
+
+    @admin.display(description="inspector")
+    def inspector_link(self, message):
+        return format_html('<a href="{}">inspect</a>', message_page_url(message.pk))
+
+    @admin.display(description="data")
+    def data_pretty(self, message):
+        return _pretty(message.data)
+
+    @admin.display(description="metadata")
+    def metadata_pretty(self, message):
+        return _pretty(message.metadata)
+
+
+# Handler runs -----------------------------------------------------------------------------
+
+
+class HandlerFilter(admin.SimpleListFilter):
+    """Handlers from the domain's registry, so the filter costs no DISTINCT over the runs."""
+
+    title = "handler"
+    parameter_name = "handler"
+
+    def lookups(self, request, model_admin):
+        names = sorted(spec.name for spec in current_domain._resolve().handlers())
+        return [(name, name) for name in names]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(handler=self.value()) if self.value() else queryset
+
+
+class LineageInlineMixin(ReadOnlyMixin):
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("inspector.view_handlerrun")
+
+
+class HandlerAttemptInline(LineageInlineMixin, admin.StackedInline):
+    model = HandlerAttempt
+    fields = (
+        ("number", "worker"),
+        ("started_at", "finished_at", "duration"),
+        "error_type",
+        "error_message",
+        "traceback_pre",
+    )
+    readonly_fields = (
+        "number",
+        "worker",
+        "started_at",
+        "finished_at",
+        "duration",
+        "error_type",
+        "error_message",
+        "traceback_pre",
+    )
+    verbose_name = "failed attempt"
+    verbose_name_plural = "failed attempts, oldest first"
+
+    @admin.display(description="duration")
+    def duration(self, attempt):
+        return f"{attempt.duration_us / 1000:.1f} ms"
+
+    @admin.display(description="traceback")
+    def traceback_pre(self, attempt):
+        return _traceback(attempt.traceback)
+
+
+class HandlerRunReplayInline(LineageInlineMixin, admin.TabularInline):
+    model = HandlerRunReplay
+    fields = ("action", "user", "at", "reason", "previous_status", "attempts_before")
+    readonly_fields = fields
+    verbose_name = "replay or resolve"
+    verbose_name_plural = "lineage: who replayed or resolved this run, when and why"
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Kept with each run's history, e.g. what was fixed.",
+    )
+
+
+@dataclass(frozen=True)
+class RunOperation:
+    action: str  # the admin action's name
+    service: object
+    title: str
+    verb: str  # "replayed"
+    button: str
+    done: str  # what happened, with {count}
+
+
+OPERATIONS = {
+    "replay": RunOperation(
+        action="replay_selected",
+        service=handler_runs_replay,
+        title="Replay handler runs",
+        verb="replayed",
+        button="Yes, replay {count} runs",
+        done="Queued {count} handler runs to run again",
+    ),
+    "resolve": RunOperation(
+        action="resolve_selected",
+        service=handler_runs_resolve,
+        title="Mark handler runs resolved",
+        verb="marked resolved",
+        button="Yes, mark {count} runs resolved",
+        done="Marked {count} handler runs resolved",
+    ),
+}
+
+
+@admin.register(HandlerRun)
+class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "handler",
+        "message_type_name",
+        "stream",
+        "status_label",
+        "attempts",
+        "duration",
+        "last_error",
+        "updated_at",
+    )
+    list_filter = ("status", HandlerFilter, ("created_at", admin.DateFieldListFilter))
+    search_fields = ("error_message",)  # see get_search_results
+    search_help_text = "A message id or run id (a UUID), or words from the error."
+    ordering = ("-global_position", "handler")
+    sortable_by = ("handler", "attempts", "updated_at")
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    list_per_page = 50
+    actions = ["replay_selected", "resolve_selected"]
+    inlines = [HandlerAttemptInline, HandlerRunReplayInline]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "handler",
+                    "message_link",
+                    "message_type",
+                    "stream",
+                    ("position", "global_position"),
+                    "status_label",
+                    "attempts",
+                )
+            },
+        ),
+        (
+            "Timing",
+            {
+                "fields": (
+                    ("created_at", "available_at"),
+                    ("started_at", "finished_at", "duration"),
+                    ("claimed_by", "lease_expires_at"),
+                    "updated_at",
+                )
+            },
+        ),
+        (
+            "Outcome of the last attempt",
+            {"fields": ("error_type", "error_message", "traceback_pre", "raised_links")},
+        ),
+    )
+    readonly_fields = (
+        "handler",
+        "message_link",
+        "message_type",
+        "stream",
+        "position",
+        "global_position",
+        "status_label",
+        "attempts",
+        "created_at",
+        "available_at",
+        "started_at",
+        "finished_at",
+        "duration",
+        "claimed_by",
+        "lease_expires_at",
+        "updated_at",
+        "error_type",
+        "error_message",
+        "traceback_pre",
+        "raised_links",
+    )
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            value = uuid.UUID(term)
+        except ValueError:
+            return queryset.filter(
+                Q(error_message__icontains=term) | Q(error_type__icontains=term)
+            ), False
+        return queryset.filter(Q(message_id=value) | Q(id=value)), False
+
+    # Columns and fields
+
+    @admin.display(description="message type", ordering="message_type")
+    def message_type_name(self, run):
+        return _short_type(run.message_type)
+
+    @admin.display(description="status", ordering="status")
+    def status_label(self, run):
+        return _status(run.status, run.get_status_display())
+
+    @admin.display(description="duration", ordering="duration_us")
+    def duration(self, run):
+        return "—" if run.duration_ms is None else f"{run.duration_ms:.1f} ms"
+
+    @admin.display(description="last error")
+    def last_error(self, run):
+        if not run.error_type:
+            return ""
+        return Truncator(f"{run.error_type.rsplit('.', 1)[-1]}: {run.error_message}").chars(90)
+
+    @admin.display(description="message")
+    def message_link(self, run):
+        return format_html(
+            '<a href="{}">{} {}</a> (<a href="{}">inspect</a>)',
+            reverse("admin:inspector_message_change", args=[run.message_id]),
+            run.message_type,
+            run.message_id,
+            message_page_url(run.message_id),
+        )
+
+    @admin.display(description="traceback")
+    def traceback_pre(self, run):
+        return _traceback(run.traceback)
+
+    @admin.display(description="raised")
+    def raised_links(self, run):
+        if not run.raised_message_ids:
+            return "—"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:inspector_message_change", args=[pk]), pk)
+                for pk in run.raised_message_ids
+            ),
+        )
+
+    # Replay and resolve
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("inspector.replay_handlerrun")
+
+    @admin.action(description="Replay selected runs", permissions=["replay"])
+    def replay_selected(self, request, queryset):
+        return self._operate(request, queryset, OPERATIONS["replay"])
+
+    @admin.action(description="Mark selected runs resolved", permissions=["replay"])
+    def resolve_selected(self, request, queryset):
+        return self._operate(request, queryset, OPERATIONS["resolve"])
+
+    def _operate(self, request, queryset, operation):
+        """Ask first, saying how many of the selection it applies to; then call the service."""
+        selected = queryset.count()
+        if request.POST.get("confirm") == "yes":
+            form = ReasonForm(request.POST)
+            reason = form.cleaned_data["reason"] if form.is_valid() else ""
+            count = operation.service(runs=queryset, user=request.user, reason=reason)
+            message = operation.done.format(count=count) + "."
+            if selected > count:
+                message += (
+                    f" {selected - count} of the {selected} selected runs were not failed or "
+                    "dead and were left as they were."
+                )
+            self.message_user(request, message, messages.SUCCESS if count else messages.WARNING)
+            return None
+        applicable = queryset.filter(status__in=REPLAYABLE)
+        by_status = {
+            row["status"]: row["n"]
+            for row in applicable.order_by().values("status").annotate(n=Count("pk"))
+        }
+        count = sum(by_status.values())
+        if not count:
+            self.message_user(
+                request,
+                f"None of the {selected} selected runs is failed or dead, so none can be "
+                f"{operation.verb}.",
+                messages.WARNING,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": operation.title,
+            "opts": self.model._meta,
+            "operation": operation,
+            "count": count,
+            "selected": selected,
+            "skipped": selected - count,
+            "by_status": [
+                (RunStatus(status).label.lower(), n) for status, n in sorted(by_status.items())
+            ],
+            "form": ReasonForm(),
+            "action": operation.action,
+            "select_across": request.POST.get("select_across") in ("1", "True", "true"),
+            "selected_ids": request.POST.getlist(ACTION_CHECKBOX_NAME),
+            "button": operation.button.format(count=count),
+        }
+        return TemplateResponse(
+            request, "admin/inspector/handlerrun/action-confirmation.html", context
+        )
