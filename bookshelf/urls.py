@@ -33,6 +33,7 @@ shop = (
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("inspector/", include("inspector.urls")),
     path("", include(shop)),
 ]
 # Static files (htmx, the stylesheet) under daphne in DEBUG; empty when DEBUG is off.

@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from inspector import feed
 from inspector.models import HandlerAttempt, HandlerRun, RunStatus
 from inspector.sql import Increment, insert_rows, update_row
 from inspector.unit_of_work import Cause, caused_by, unit_of_work
@@ -230,6 +231,7 @@ class Dispatcher:
                 error_message=str(exc),
                 traceback=formatted,
             )
+        feed.poke()
         logger.warning(
             "Handler run failed run=%s handler=%s attempt=%s status=%s error=%s",
             run.pk,

@@ -141,6 +141,7 @@ class HandlerRun(models.Model):
                 name="run_dead_stream",
             ),
             models.Index(fields=["handler", "status"], name="run_handler_status"),
+            models.Index(fields=["updated_at"], name="run_updated_at"),  # the live feed
         ]
         permissions = [("replay_handlerrun", "Can replay and resolve handler runs")]
 

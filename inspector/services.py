@@ -3,6 +3,7 @@
 from django.db import transaction
 from django.utils import timezone
 
+from inspector import feed
 from inspector.exceptions import DomainError
 from inspector.models import HandlerRun, HandlerRunReplay, RunStatus
 from inspector.wakeup import notify_workers
@@ -89,3 +90,4 @@ def _apply(rows, user, reason, action):
     HandlerRun.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(**changes)
     if action == HandlerRunReplay.Action.REPLAY:
         notify_workers()
+    transaction.on_commit(feed.poke)

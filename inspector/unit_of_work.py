@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from inspector import store
+from inspector import feed, store
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,7 @@ def unit_of_work(domain, *, finalize=None):
                 # Before the commit: on-commit dispatch must open units of work of its own.
                 _current_uow.reset(token)
                 reset = True
+            transaction.on_commit(feed.poke)
             runs = uow.created_runs
             if runs:
                 transaction.on_commit(lambda: domain.dispatcher.after_commit(runs))

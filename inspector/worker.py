@@ -11,7 +11,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from inspector import store
+from inspector import feed, store
 from inspector.models import UNFINISHED, HandlerRun, HandlerState, RunStatus
 from inspector.wakeup import Waiter
 
@@ -114,6 +114,7 @@ class Worker:
                 .select_related("message")
                 .order_by("global_position")
             )
+        feed.poke()  # the runs are now "running"
         with self._lock:
             self._in_progress.update(run.pk for run in runs)
         return runs

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from inspector.consumers import FeedConsumer
+
+websocket_urlpatterns = [
+    path("ws/inspector/feed/", FeedConsumer.as_asgi()),
+]
