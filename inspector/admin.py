@@ -10,7 +10,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
@@ -37,11 +37,8 @@ STATUS_COLORS = {
 
 
 def message_page_url(message_id):
-    """The inspector's page of one message (a plain path until the inspector names its URL)."""
-    try:
-        return reverse("inspector:message-detail", args=[message_id])
-    except NoReverseMatch:
-        return f"/inspector/messages/{message_id}/"
+    """The inspector's page of one message."""
+    return reverse("inspector:message", args=[message_id])
 
 
 def _changelist(model, **params):

@@ -3,7 +3,7 @@
 import uuid
 
 from django import template
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from bookshelf.submissions import message_name as _message_name
 
@@ -18,11 +18,8 @@ def fresh_token():
 
 @register.simple_tag
 def inspector_message_url(message_id):
-    """The inspector's page of one message (a plain path until the inspector names its URL)."""
-    try:
-        return reverse("inspector:message-detail", args=[message_id])
-    except NoReverseMatch:
-        return f"/inspector/messages/{message_id}/"
+    """The inspector's page of one message."""
+    return reverse("inspector:message", args=[message_id])
 
 
 @register.filter
