@@ -4,10 +4,11 @@ import os
 import tempfile
 
 from bookshelf.settings import *  # noqa: F403
-from bookshelf.settings import DATABASES, INSPECTOR, INSTALLED_APPS
+from bookshelf.settings import DATABASES, INSPECTOR, INSTALLED_APPS, env_bool
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.probe"]
-INSPECTOR = {**INSPECTOR, "embedded_worker": False}
+# No worker thread in the test process; a daphne started by a browser test turns it on.
+INSPECTOR = {**INSPECTOR, "embedded_worker": env_bool("INSPECTOR_EMBEDDED_WORKER", False)}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

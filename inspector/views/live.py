@@ -38,7 +38,7 @@ def feed_page(request):
         request,
         "inspector/live.html",
         {
-            "messages": recent_messages(filters=filters),
+            "recent": recent_messages(filters=filters),
             "filters": filters,
             "types": sorted(cls._type for cls in [*domain.commands, *domain.events]),
             "categories": sorted(

@@ -1,0 +1,161 @@
+"""The live inspector in a real browser against daphne (websockets and the embedded worker)."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from bookshelf.commands import AddBook, ConfirmOrder, PlaceOrder, ShipOrder
+from inspector.models import HandlerRun
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def daphne_url(tmp_path):
+    """daphne serving the test database, with its in-process worker (no retries: runs go dead)."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="bookshelf.settings_test",
+        INSPECTOR_EMBEDDED_WORKER="1",
+        INSPECTOR_RETRIES="0",
+        DJANGO_EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+    )
+    name = connection.settings_dict["NAME"]
+    if connection.vendor == "sqlite":
+        env["INSPECTOR_SQLITE_PATH"] = str(name)
+        env.pop("DATABASE_URL", None)
+    else:
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
+    log = open(tmp_path / "daphne.log", "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+         "bookshelf.asgi:application"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/admin/login/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        server.kill()
+        pytest.fail("daphne did not start: " + (tmp_path / "daphne.log").read_text())
+    yield url
+    server.terminate()
+    server.wait(10)
+    log.close()
+
+
+@pytest.fixture
+def browser_pages(request, daphne_url, django_user_model, monkeypatch):
+    """Two logged-in pages of one staff user: the dashboard and the shop."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    django_user_model.objects.create_superuser("grace", password="correct horse battery")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1366, "height": 860})
+        context.set_default_timeout(10_000)
+        login = context.new_page()
+        login.goto(f"{daphne_url}/admin/login/?next=/inspector/")
+        login.get_by_label("Username").fill("grace")
+        login.get_by_label("Password").fill("correct horse battery")
+        login.get_by_role("button", name="Log in").click()
+        login.wait_for_url(f"{daphne_url}/inspector/")
+        dashboard, shop = login, context.new_page()
+        try:
+            yield dashboard, shop, daphne_url
+        finally:
+            report = getattr(request.node, "report_call", None)
+            if report is not None and report.failed:
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                for label, page in (("dashboard", dashboard), ("shop", shop)):
+                    stem = re.sub(r"[^\w.-]+", "_", request.node.nodeid)
+                    page.screenshot(path=str(ARTIFACTS / f"{stem}-{label}.png"), full_page=True)
+            browser.close()
+
+
+def test_an_order_placed_in_one_page_appears_live_in_the_dashboard(browser_pages, domain):
+    from playwright.sync_api import expect
+
+    dashboard, shop, url = browser_pages
+    book_id = domain.process(AddBook(title="Dune", author="Frank Herbert", price_amount=9.99))
+    expect(dashboard.locator("#feed-status")).to_have_text("Live")
+
+    shop.goto(f"{url}/orders/")
+    shop.get_by_label("Customer name").fill("Ada Lovelace")
+    shop.get_by_label("Book, line 1").select_option(str(book_id))
+    shop.get_by_label("Quantity, line 1").fill("2")
+    shop.get_by_role("button", name="Place order").click()
+    expect(shop.get_by_text("OrderPlaced")).to_be_visible()  # the shop's receipt
+    placed_at = time.monotonic()
+
+    row = dashboard.locator("#feed-rows .feed-row", has_text="OrderPlaced")
+    expect(row).to_be_visible(timeout=1000)
+    assert time.monotonic() - placed_at < 1.5
+    expect(dashboard.locator("#feed-rows .feed-row", has_text="PlaceOrder")).to_be_visible()
+
+    row.get_by_role("link", name="OrderPlaced").click()
+    dashboard.wait_for_url(re.compile(r"/inspector/messages/"))
+    diagram = dashboard.locator(".diagram svg")
+    expect(diagram).to_be_visible()
+    for participant in ("PlaceOrder", "OrderCommandHandler", "Order", "Event store"):
+        expect(diagram.locator("g.participant", has_text=participant).first).to_be_visible()
+    expect(dashboard.locator(".payload pre").first).to_contain_text('"customer_name": "Ada Lovelace"')
+
+
+def test_a_failed_run_turns_green_on_the_open_dashboard_after_replay(
+    browser_pages, domain, monkeypatch
+):
+    from playwright.sync_api import expect
+
+    dashboard, shop, url = browser_pages
+    # No automatic retries in this process either: the run is dead until someone replays it.
+    monkeypatch.setattr(domain.handler_named("bookshelf.InventoryEventHandler"), "retries", 0)
+    book_id = domain.process(AddBook(title="Dune", author="Frank Herbert", price_amount=9.99))
+    order_id = domain.process(
+        PlaceOrder(customer_name="Oversold", items=[{"book_id": str(book_id), "quantity": 12}])
+    )
+    domain.process(ConfirmOrder(order_id=order_id))
+    domain.process(ShipOrder(order_id=order_id))  # 10 in stock: the inventory run fails
+    run = HandlerRun.objects.get(handler="bookshelf.InventoryEventHandler")
+    assert run.status == "dead"
+
+    dashboard.reload()
+    badge = dashboard.locator(f"#run-{run.id}")
+    expect(badge).to_have_attribute("data-status", "dead")
+
+    from bookshelf.commands import AdjustStock
+
+    domain.process(AdjustStock(book_id=str(book_id), amount=5))
+    shop.goto(f"{url}/inspector/messages/{run.message_id}/")
+    shop.get_by_label("Why replay InventoryEventHandler?").fill("restocked")
+    shop.get_by_role("button", name="Replay InventoryEventHandler").click()
+
+    # The embedded worker in daphne runs it; the open dashboard's badge changes in place.
+    expect(badge).to_have_attribute("data-status", "succeeded", timeout=10_000)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert run.replays.get().reason == "restocked"
