@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -49,6 +50,9 @@ def page(request, live_server, monkeypatch):
                 name = re.sub(r"[^\w.-]+", "_", request.node.nodeid)
                 page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
             browser.close()
+            # ORM calls made while Playwright ran opened connections of their own; left open,
+            # PostgreSQL refuses to drop the test database at the end of the session.
+            connections.close_all()
 
 
 @pytest.fixture
