@@ -33,6 +33,13 @@ class OrderShipped:
 
 
 @domain.event(part_of="Inventory")
+class InventoryCreated:
+    book_id = Identifier(required=True)
+    title = String(max_length=200, required=True)
+    quantity = Integer(required=True, min_value=0)
+
+
+@domain.event(part_of="Inventory")
 class StockAdjusted:
     book_id = Identifier(required=True)
     title = String(max_length=200, required=True)

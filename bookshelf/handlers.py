@@ -86,7 +86,9 @@ class BookEventHandler:
     @handle(BookAdded)
     def on_book_added(self, event: BookAdded):
         """A new book starts with a stocked inventory."""
-        inventory = Inventory(book_id=event.book_id, title=event.title, quantity=INITIAL_STOCK)
+        inventory = Inventory.stock(
+            book_id=event.book_id, title=event.title, quantity=INITIAL_STOCK
+        )
         current_domain.repository_for(Inventory).add(inventory)
 
 

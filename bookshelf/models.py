@@ -5,7 +5,14 @@ from django.db import models
 from django.utils import timezone
 
 from bookshelf.domain import domain
-from bookshelf.events import BookAdded, OrderConfirmed, OrderPlaced, OrderShipped, StockAdjusted
+from bookshelf.events import (
+    BookAdded,
+    InventoryCreated,
+    OrderConfirmed,
+    OrderPlaced,
+    OrderShipped,
+    StockAdjusted,
+)
 from inspector.aggregates import AggregateRoot, Entity, ValueObjectField
 from inspector.exceptions import DomainError
 from inspector.fields import Float, String
@@ -163,6 +170,13 @@ class Inventory(AggregateRoot):
 
     def __str__(self):
         return f"{self.title}: {self.quantity}"
+
+    @classmethod
+    def stock(cls, *, book_id, title, quantity):
+        """A new inventory record for a book, announced with InventoryCreated."""
+        inventory = cls(book_id=book_id, title=title, quantity=quantity)
+        inventory.raise_(InventoryCreated(book_id=book_id, title=title, quantity=quantity))
+        return inventory
 
     def adjust_stock(self, amount):
         """Change the stock by `amount`; stock never goes below zero."""

@@ -105,7 +105,7 @@ def test_book_page_shows_details_stock_and_recent_events(shopper, add_book, plac
     assert "9780743273565" in html
     assert "<dd>7 (" in html  # 10 stocked, 3 shipped
     events = re.findall(r'href="/inspector/messages/[0-9a-f-]+/">(\w+)</a>', html)
-    assert events == ["StockAdjusted", "BookAdded"]  # newest first
+    assert events == ["StockAdjusted", "InventoryCreated", "BookAdded"]  # newest first
     assert "InventoryEventHandler" not in html  # StockAdjusted has no handlers
     assert "BookEventHandler" in html
 
