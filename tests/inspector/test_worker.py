@@ -328,3 +328,25 @@ def test_a_worker_killed_mid_way_loses_nothing_and_succeeds_nothing_twice(
         worker.wait(30)
     assert done, HandlerRun.objects.exclude(status="succeeded").count()
     _assert_exactly_once_in_order(events)
+
+
+def test_a_long_run_keeps_its_lease_so_no_other_worker_takes_it(async_domain):
+    import threading
+
+    append_pings(async_domain, "probe::ping", 1, sleep=1.2)
+    slow = Worker(worker_id="slow", lease_seconds=0.3, handlers=["bookshelf.RecorderA"], max_runs=1)
+    thread = threading.Thread(target=slow.run)
+    thread.start()
+    assert wait_for(
+        lambda: HandlerRun.objects.filter(handler="bookshelf.RecorderA", status="running").exists(),
+        5,
+        0.02,
+    )
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # well past the 0.3 s lease: renewals keep it
+        assert drain(handlers=["bookshelf.RecorderA"]) == 0
+        time.sleep(0.1)
+    thread.join(10)
+    run = HandlerRun.objects.get(handler="bookshelf.RecorderA")
+    assert (run.status, run.attempts) == ("succeeded", 1)
+    assert Seen.objects.filter(handler="A").count() == 1
