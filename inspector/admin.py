@@ -79,10 +79,13 @@ class CappedCountPaginator(Paginator):
     """Counts at most `cap` rows, so no changelist page counts a whole million-row table."""
 
     cap = 10_000
+    capped = False  # True when there are more rows than `count` says (the templates say so)
 
     @cached_property
     def count(self):
-        return self.object_list.order_by()[: self.cap].count()
+        counted = self.object_list.order_by()[: self.cap + 1].count()
+        self.capped = counted > self.cap
+        return min(counted, self.cap)
 
 
 class MessagePaginator(CappedCountPaginator):
