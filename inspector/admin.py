@@ -69,6 +69,12 @@ def _status(status, label):
     return format_html('<strong style="color: {}">{}</strong>', color, label)
 
 
+def _counted(count):
+    """`runs` and `handler_runs` for a message: "1 run", "3 handler runs"."""
+    plural = "" if count == 1 else "s"
+    return {"runs": f"{count} run{plural}", "handler_runs": f"{count} handler run{plural}"}
+
+
 def _short_type(type_name):
     """`bookshelf.OrderShipped.v1` → `OrderShipped`."""
     parts = type_name.split(".")
@@ -198,6 +204,7 @@ class MessageAdmin(ReadOnlyMixin, admin.ModelAdmin):
     ordering = ("-global_position",)
     sortable_by = ("global_position",)  # the only order the indexes give cheaply
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # per-filter counts would scan the store
     paginator = MessagePaginator
     list_per_page = 50
     actions = None
@@ -356,16 +363,16 @@ OPERATIONS = {
         service=handler_runs_replay,
         title="Replay handler runs",
         verb="replayed",
-        button="Yes, replay {count} runs",
-        done="Queued {count} handler runs to run again",
+        button="Yes, replay {runs}",
+        done="Queued {handler_runs} to run again",
     ),
     "resolve": RunOperation(
         action="resolve_selected",
         service=handler_runs_resolve,
         title="Mark handler runs resolved",
         verb="marked resolved",
-        button="Yes, mark {count} runs resolved",
-        done="Marked {count} handler runs resolved",
+        button="Yes, mark {runs} resolved",
+        done="Marked {handler_runs} resolved",
     ),
 }
 
@@ -388,6 +395,7 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     ordering = ("-global_position", "handler")
     sortable_by = ("handler", "attempts", "updated_at")
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     paginator = CappedCountPaginator
     list_per_page = 50
     actions = ["replay_selected", "resolve_selected"]
@@ -525,11 +533,17 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
             form = ReasonForm(request.POST)
             reason = form.cleaned_data["reason"] if form.is_valid() else ""
             count = operation.service(runs=queryset, user=request.user, reason=reason)
-            message = operation.done.format(count=count) + "."
+            message = operation.done.format(**_counted(count)) + "."
             if selected > count:
+                left = selected - count
                 message += (
-                    f" {selected - count} of the {selected} selected runs were not failed or "
-                    "dead and were left as they were."
+                    f" {left} of the {selected} selected runs "
+                    + (
+                        "was not failed or dead and was"
+                        if left == 1
+                        else "were not failed or dead and were"
+                    )
+                    + " left as they were."
                 )
             self.message_user(request, message, messages.SUCCESS if count else messages.WARNING)
             return None
@@ -562,7 +576,7 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "action": operation.action,
             "select_across": request.POST.get("select_across") in ("1", "True", "true"),
             "selected_ids": request.POST.getlist(ACTION_CHECKBOX_NAME),
-            "button": operation.button.format(count=count),
+            "button": operation.button.format(**_counted(count)),
         }
         return TemplateResponse(
             request, "admin/inspector/handlerrun/action-confirmation.html", context

@@ -82,8 +82,8 @@ def test_an_oversold_order_fails_a_run_that_is_replayed_after_a_restock(page, lo
         "1 of the 1 selected handler run will be replayed: 1 failed."
     )
     page.get_by_label("Reason (optional)").fill("Restocked Dune")
-    page.get_by_role("button", name="Yes, replay 1 runs").click()
-    expect(page.locator(".messagelist")).to_contain_text("Queued 1 handler runs to run again.")
+    page.get_by_role("button", name="Yes, replay 1 run").click()
+    expect(page.locator(".messagelist")).to_contain_text("Queued 1 handler run to run again.")
     run.refresh_from_db()
     assert run.status == "pending"
     assert run.replays.get().reason == "Restocked Dune"

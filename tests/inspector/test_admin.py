@@ -171,7 +171,10 @@ def test_message_list_never_counts_the_whole_store(admin_client, add_book):
     with CaptureQueriesContext(connection) as filtered:
         response = admin_client.get(MESSAGES, {"kind__exact": "event"})
     assert response.context["cl"].result_count == Message.objects.filter(kind="event").count()
-    for queries in (unfiltered, filtered):
+    with CaptureQueriesContext(connection) as facets:  # "Show counts" is switched off
+        assert admin_client.get(MESSAGES, {"_facets": ""}).status_code == 200
+    assert "Show counts" not in response.content.decode()
+    for queries in (unfiltered, filtered, facets):
         counts = [
             q["sql"]
             for q in queries.captured_queries
@@ -343,7 +346,7 @@ def test_replay_queues_the_failed_and_dead_runs(runs, operator):
     }
     html = operator.client.get(response["Location"]).content.decode()
     assert (
-        "Queued 2 handler runs to run again. 1 of the 3 selected runs were not failed or dead"
+        "Queued 2 handler runs to run again. 1 of the 3 selected runs was not failed or dead"
         in html
     )
 
