@@ -1,11 +1,18 @@
 """The shop's management commands: demo data, traffic, and the local superuser."""
 
 import io
+import os
 import random
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from bookshelf.management.commands.bookshelf_demo import BOOKS, Traffic
 from bookshelf.models import Book, Inventory, Notification, Order
@@ -101,3 +108,38 @@ def test_ensure_local_staff_refuses_without_debug_unless_forced(settings):
     assert not get_user_model().objects.exists()
     password = run("ensure_local_staff", force=True, username="ops").split()[-1]
     assert authenticate(username="ops", password=password) is not None
+
+
+def test_traffic_runs_until_stopped_and_stops_gracefully():
+    """The real command in its own process: SIGTERM ends it after the command in hand."""
+    run("bookshelf_demo")
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="bookshelf.settings_test")
+    name = connection.settings_dict["NAME"]
+    if connection.vendor == "sqlite":
+        env["INSPECTOR_SQLITE_PATH"] = str(name)
+        env.pop("DATABASE_URL", None)
+    else:
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
+    connection.close()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "bookshelf_demo", "--traffic", "--rate", "20"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        lines = []
+        while len(lines) < 6:  # the catalog line, the orders line, then some traffic
+            line = process.stdout.readline()
+            assert line, "the command ended by itself"
+            lines.append(line)
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=30)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    assert "Sending traffic at 20 commands/s" in "".join(lines)
+    assert re.search(r"Traffic stopped: \d+ commands", rest)
