@@ -142,6 +142,7 @@ class HandlerRun(models.Model):
             ),
             models.Index(fields=["handler", "status"], name="run_handler_status"),
             models.Index(fields=["updated_at"], name="run_updated_at"),  # the live feed
+            models.Index(fields=["global_position", "handler"], name="run_order"),  # lists
         ]
         permissions = [("replay_handlerrun", "Can replay and resolve handler runs")]
 

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from bookshelf.commands import AddBook, ConfirmOrder, PlaceOrder, ShipOrder
 from inspector.models import HandlerRun
@@ -95,6 +95,9 @@ def browser_pages(request, daphne_url, django_user_model, monkeypatch):
                     stem = re.sub(r"[^\w.-]+", "_", request.node.nodeid)
                     page.screenshot(path=str(ARTIFACTS / f"{stem}-{label}.png"), full_page=True)
             browser.close()
+            # ORM calls made while Playwright's loop ran used their own connection; close it
+            # here, or PostgreSQL refuses to drop the test database.
+            connections.close_all()
 
 
 def test_an_order_placed_in_one_page_appears_live_in_the_dashboard(browser_pages, domain):
