@@ -3,6 +3,7 @@ from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 from bookshelf import views
+from inspector.views import ops
 
 shop = (
     [
@@ -34,6 +35,8 @@ shop = (
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("inspector/", include("inspector.urls")),
+    path("metrics", ops.metrics, name="metrics"),
+    path("healthz", ops.healthz, name="healthz"),
     path("", include(shop)),
 ]
 # Static files (htmx, the stylesheet) under daphne in DEBUG; empty when DEBUG is off.

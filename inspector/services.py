@@ -1,12 +1,16 @@
 """Writes an operator makes on handler runs: replay failed ones, or mark them resolved."""
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
 from inspector import feed
 from inspector.exceptions import DomainError
-from inspector.models import HandlerRun, HandlerRunReplay, RunStatus
+from inspector.models import HandlerRun, HandlerRunReplay, HandlerState, RunStatus
 from inspector.wakeup import notify_workers
+
+logger = logging.getLogger(__name__)
 
 REPLAYABLE = (RunStatus.FAILED, RunStatus.DEAD)
 CHUNK = 500
@@ -91,3 +95,18 @@ def _apply(rows, user, reason, action):
     if action == HandlerRunReplay.Action.REPLAY:
         notify_workers()
     transaction.on_commit(feed.poke)
+
+
+def handler_pause(*, name, user=None):
+    """Hold back a handler: workers skip its runs, which wait in order until it is resumed."""
+    state, _ = HandlerState.objects.update_or_create(handler=name, defaults={"paused": True})
+    logger.info("Handler paused handler=%s user=%s", name, user)
+    return state
+
+
+def handler_resume(*, name, user=None):
+    """Let workers run a paused handler's waiting runs again, and wake them to do so."""
+    state, _ = HandlerState.objects.update_or_create(handler=name, defaults={"paused": False})
+    logger.info("Handler resumed handler=%s user=%s", name, user)
+    notify_workers()  # pg_notify is delivered at commit
+    return state

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from inspector.views import live, messages
+from inspector.views import handlers, live, messages, search, streams, workflow
 
 app_name = "inspector"
 
@@ -16,4 +16,13 @@ urlpatterns = [
     path("flows/<uuid:correlation_id>/", messages.flow_detail, name="flow"),
     path("flows/<uuid:correlation_id>/diagram.svg", messages.flow_svg, name="flow-svg"),
     path("flows/<uuid:correlation_id>/diagram.mmd", messages.flow_mermaid, name="flow-mermaid"),
+    path("streams/", streams.stream_categories, name="streams"),
+    path("streams/category/<str:category>/", streams.category_detail, name="category"),
+    path("streams/stream/<path:stream>/", streams.stream_detail, name="stream"),
+    path("handlers/", handlers.handler_list, name="handlers"),
+    path("handlers/<str:name>/pause/", handlers.handler_pause, name="handler-pause"),
+    path("handlers/<str:name>/resume/", handlers.handler_resume, name="handler-resume"),
+    path("map/", workflow.workflow_map, name="map"),
+    path("map.svg", workflow.workflow_map_svg, name="map-svg"),
+    path("search/", search.message_search, name="search"),
 ]
