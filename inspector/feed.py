@@ -50,6 +50,7 @@ class FeedItem:
     category: str
     statuses: frozenset
     html: str
+    data: dict | None = None  # a message's payload, for consumers that render their own view
 
     def matches(self, filters):
         if filters.get("type") and self.type != filters["type"]:
@@ -69,7 +70,7 @@ def current_position():
 def message_items(*, after, limit=BATCH):
     """Fragments for the messages after a global position, with their runs' badges."""
     close_old_connections()
-    rows = list(Message.objects.after(after).defer("data")[:limit])
+    rows = list(Message.objects.after(after)[:limit])
     runs = {}
     if rows:
         for run in HandlerRun.objects.filter(message_id__in=[m.id for m in rows]).order_by(
@@ -90,6 +91,7 @@ def message_items(*, after, limit=BATCH):
                 category=message.category,
                 statuses=frozenset(run.status for run in message_runs),
                 html=html,
+                data=message.data,
             )
         )
     return items, runs

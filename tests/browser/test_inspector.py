@@ -44,9 +44,20 @@ def daphne_url(tmp_path):
         env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
     log = open(tmp_path / "daphne.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "bookshelf.asgi:application"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "bookshelf.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -126,7 +137,9 @@ def test_an_order_placed_in_one_page_appears_live_in_the_dashboard(browser_pages
     expect(diagram).to_be_visible()
     for participant in ("PlaceOrder", "OrderCommandHandler", "Order", "Event store"):
         expect(diagram.locator("g.participant", has_text=participant).first).to_be_visible()
-    expect(dashboard.locator(".payload pre").first).to_contain_text('"customer_name": "Ada Lovelace"')
+    expect(dashboard.locator(".payload pre").first).to_contain_text(
+        '"customer_name": "Ada Lovelace"'
+    )
 
 
 def test_a_failed_run_turns_green_on_the_open_dashboard_after_replay(
@@ -162,3 +175,25 @@ def test_a_failed_run_turns_green_on_the_open_dashboard_after_replay(
     run.refresh_from_db()
     assert run.status == "succeeded"
     assert run.replays.get().reason == "restocked"
+
+
+def test_an_open_inventory_page_shows_the_stock_drop_without_a_reload(browser_pages, domain):
+    from playwright.sync_api import expect
+
+    inventory, _, url = browser_pages
+    book_id = domain.process(AddBook(title="Dune", author="Frank Herbert", price_amount=9.99))
+    inventory.goto(f"{url}/inventory/")
+    stock = inventory.locator(f"#stock-{book_id}")
+    expect(stock).to_have_text("10")
+    inventory.evaluate("window.notReloaded = true")
+    inventory.wait_for_timeout(300)  # the socket is open
+
+    order_id = domain.process(
+        PlaceOrder(customer_name="Ada", items=[{"book_id": str(book_id), "quantity": 8}])
+    )
+    domain.process(ConfirmOrder(order_id=order_id))
+    domain.process(ShipOrder(order_id=order_id))
+
+    expect(stock).to_contain_text("2")
+    expect(stock.get_by_text("Low stock")).to_be_visible()
+    assert inventory.evaluate("window.notReloaded") is True

@@ -1,0 +1,11 @@
+"""Every websocket route of the project."""
+
+from django.urls import path
+
+from bookshelf.consumers import ShopConsumer
+from inspector.routing import websocket_urlpatterns as inspector_routes
+
+websocket_urlpatterns = [
+    *inspector_routes,
+    path("ws/shop/", ShopConsumer.as_asgi()),
+]
