@@ -133,6 +133,8 @@ INSPECTOR = {
     "retries": int(os.environ.get("INSPECTOR_RETRIES", "3")),
     "backoff_base": float(os.environ.get("INSPECTOR_BACKOFF_BASE", "1.0")),
     "backoff_cap": float(os.environ.get("INSPECTOR_BACKOFF_CAP", "300")),
+    # /metrics answers a staff session, or this bearer token (for Prometheus).
+    "metrics_token": os.environ.get("INSPECTOR_METRICS_TOKEN"),
 }
 
 LOGGING = {

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inspector import feed
-from inspector.models import HandlerAttempt, HandlerRun, RunStatus
+from inspector.models import HandlerAttempt, HandlerRun, HandlerState, RunStatus
 from inspector.sql import Increment, insert_rows, update_row
 from inspector.unit_of_work import Cause, caused_by, unit_of_work
 from inspector.wakeup import notify_workers
@@ -27,6 +27,25 @@ _sync_queue = ContextVar("inspector_sync_queue", default=None)
 def process_owner():
     """Who holds a claim made by this process: sync dispatch or a worker."""
     return f"sync:{socket.gethostname()}:{os.getpid()}"
+
+
+_paused = {"at": float("-inf"), "names": frozenset()}
+PAUSED_TTL = 1.0
+
+
+def paused_handlers():
+    """Names of paused handlers, read at most once a second per process."""
+    if time.monotonic() - _paused["at"] > PAUSED_TTL:
+        _paused["names"] = frozenset(
+            HandlerState.objects.filter(paused=True).values_list("handler", flat=True)
+        )
+        _paused["at"] = time.monotonic()
+    return _paused["names"]
+
+
+def forget_paused_handlers():
+    """Drop the cached set after a pause or resume in this process."""
+    _paused["at"] = float("-inf")
 
 
 class ClaimLost(Exception):
@@ -102,6 +121,13 @@ class Dispatcher:
         jobs = [r for r in runs if r.status == RunStatus.PENDING and r.claimed_by == owner]
         if not jobs:
             return
+        paused = paused_handlers()
+        held = [run for run in jobs if run.handler in paused]
+        if held:  # a paused handler's runs wait for a worker after it is resumed
+            HandlerRun.objects.filter(pk__in=[run.pk for run in held]).update(
+                claimed_by="", lease_expires_at=None, updated_at=timezone.now()
+            )
+            jobs = [run for run in jobs if run.handler not in paused]
         queue = _sync_queue.get()
         if queue is not None:  # already draining: runs raised by a handler go to the back
             queue.extend(jobs)

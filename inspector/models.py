@@ -47,6 +47,8 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["category", "global_position"], name="message_category_gpos"),
+            models.Index(fields=["category", "stream", "position"], name="message_category_stream"),
+            models.Index(fields=["time"], name="message_time"),
             models.Index(fields=["type", "global_position"], name="message_type_gpos"),
         ]
 
@@ -140,7 +142,10 @@ class HandlerRun(models.Model):
                 condition=models.Q(status="dead"),
                 name="run_dead_stream",
             ),
-            models.Index(fields=["handler", "status"], name="run_handler_status"),
+            models.Index(
+                fields=["handler", "status", "finished_at"], name="run_handler_status_finished"
+            ),
+            models.Index(fields=["status", "global_position"], name="run_status_gpos"),
             models.Index(fields=["updated_at"], name="run_updated_at"),  # the live feed
             models.Index(fields=["global_position", "handler"], name="run_order"),  # lists
         ]

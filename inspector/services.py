@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inspector import feed
+from inspector.dispatch import forget_paused_handlers
 from inspector.exceptions import DomainError
 from inspector.models import HandlerRun, HandlerRunReplay, HandlerState, RunStatus
 from inspector.wakeup import notify_workers
@@ -100,6 +101,7 @@ def _apply(rows, user, reason, action):
 def handler_pause(*, name, user=None):
     """Hold back a handler: workers skip its runs, which wait in order until it is resumed."""
     state, _ = HandlerState.objects.update_or_create(handler=name, defaults={"paused": True})
+    forget_paused_handlers()
     logger.info("Handler paused handler=%s user=%s", name, user)
     return state
 
@@ -107,6 +109,7 @@ def handler_pause(*, name, user=None):
 def handler_resume(*, name, user=None):
     """Let workers run a paused handler's waiting runs again, and wake them to do so."""
     state, _ = HandlerState.objects.update_or_create(handler=name, defaults={"paused": False})
+    forget_paused_handlers()
     logger.info("Handler resumed handler=%s user=%s", name, user)
     notify_workers()  # pg_notify is delivered at commit
     return state

@@ -44,3 +44,11 @@ def add_book(domain):
         return Book.objects.get(pk=book_id)
 
     return add
+
+
+@pytest.fixture(autouse=True)
+def _fresh_paused_handlers():
+    """Each test starts with no cached pause state (the database was emptied)."""
+    from inspector.dispatch import forget_paused_handlers
+
+    forget_paused_handlers()

@@ -184,3 +184,19 @@ def test_too_little_stock_fails_the_inventory_run_and_never_goes_negative(domain
     assert Inventory.objects.get(book=book).quantity == 10
     assert not Message.objects.filter(type="bookshelf.StockAdjusted.v1").exists()
     assert Order.objects.get(pk=order_id).status == "SHIPPED"
+
+
+def test_a_paused_handler_holds_its_sync_runs_for_a_worker_after_resume(domain):
+    from inspector.services import handler_pause, handler_resume
+    from inspector.worker import Worker
+
+    handler_pause(name="bookshelf.BookEventHandler")
+    book_id = domain.process(AddBook(title="Held", author="Someone", price_amount=3))
+    run = HandlerRun.objects.get(handler="bookshelf.BookEventHandler")
+    assert (run.status, run.claimed_by) == ("pending", "")
+    assert not Inventory.objects.filter(book_id=book_id).exists()
+    assert Worker(worker_id="test").drain() == 0  # workers skip it too
+
+    handler_resume(name="bookshelf.BookEventHandler")
+    assert Worker(worker_id="test").drain() == 1
+    assert Inventory.objects.get(book_id=book_id).quantity == 10
