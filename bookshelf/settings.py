@@ -142,7 +142,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"inspector": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {"inspector": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
 BOOKSHELF_NOTIFY_DEFAULT = "customers@bookshelf.local"
 # The demo mail gateway refuses this share of sends (0 to 1), so failed runs show up to replay.
