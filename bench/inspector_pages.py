@@ -568,6 +568,50 @@ class Workload:
             self.messages, self.runs, self.attempts = [], [], []
 
 
+# CPU accounting: was the machine busy with someone else's work? ---------------------------
+
+SERVER_PIDS = []  # the throwaway cluster's postmaster: its CPU is this benchmark's own
+
+
+def machine_busy_s():
+    """CPU seconds all processes on the machine have used since boot (/proc/stat)."""
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def own_cpu_s():
+    """CPU seconds of this process and of the cluster's server processes, if it started one."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    total = usage.ru_utime + usage.ru_stime
+    if SERVER_PIDS:
+        for entry in Path("/proc").iterdir():
+            fields = entry.name.isdigit() and _stat(entry.name)
+            if fields and (int(entry.name) in SERVER_PIDS or int(fields[1]) in SERVER_PIDS):
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def cpu_counters():
+    return machine_busy_s(), own_cpu_s()
+
+
+def report_cpu(before, after, wall, what):
+    machine, ours = ((a - b) / wall for a, b in zip(after, before, strict=True))
+    print(
+        f"CPU busy during {what}, cores of {os.cpu_count()}: all {machine:.2f},"
+        f" this benchmark {ours:.2f}, other processes {max(0.0, machine - ours):.2f}"
+    )
+
+
 # PostgreSQL (as bench/worker_throughput.py and scripts/test-all start one) -------------------
 
 
@@ -631,6 +675,7 @@ def throwaway_cluster():
             handle.write(conf)
         started = True
         pg(bindir / "pg_ctl", "-D", pgdata, "-l", tmp / "postgres.log", "-w", "-t", "60", "start")
+        SERVER_PIDS.append(int((pgdata / "postmaster.pid").read_text().split()[0]))
         version = pg(bindir / "postgres", "--version").stdout.split()[2]
         log(f"PostgreSQL {version} cluster on 127.0.0.1:{port} in {tmp}")
         yield f"postgres://postgres@127.0.0.1:{port}/postgres", f"throwaway {version} cluster"
@@ -956,10 +1001,12 @@ def run_pages(args, where):
     print(f"OrderPlaced matches of the first 5 searched customers: {matches}")
 
     slow = {}
+    cpu, started = cpu_counters(), time.monotonic()
     for name, urls in page_urls(picks, args.requests).items():
         durations, statuses, sizes, slowest = time_page(client, urls)
         if report_page(name, durations, statuses, sizes) > P95_TARGET_MS:
             slow[name] = slowest
+    report_cpu(cpu, cpu_counters(), time.monotonic() - started, "the timed requests")
     if args.other_requests:
         print("other pages (not in the issue's list; fewer requests):")
         for name, urls in other_page_urls(picks, args.other_requests).items():

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -116,6 +117,29 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def machine_busy_s():
+    """CPU seconds all processes on the machine have used since boot (/proc/stat)."""
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid):
+    """CPU seconds one running process has used (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def own_cpu_s():
+    """CPU seconds of this process and of its children that have been waited for."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
 def wait_for_port(port, *, process, timeout, what, log_path):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -144,10 +168,10 @@ def stop(process, timeout=15.0):
 
 @contextlib.contextmanager
 def redis_server(folder):
-    """REDIS_URL when set, else a throwaway redis-server on 127.0.0.1; yields (url, where)."""
+    """REDIS_URL when set, else a throwaway redis-server on 127.0.0.1: yields (url, where, pid)."""
     url = os.environ.get("REDIS_URL")
     if url:
-        yield url, "REDIS_URL"
+        yield url, "REDIS_URL", None
         return
     binary = shutil.which("redis-server")
     if binary is None:
@@ -164,14 +188,14 @@ def redis_server(folder):
     try:
         wait_for_port(port, process=process, timeout=30, what="redis-server", log_path=log_path)
         log(f"redis-server on 127.0.0.1:{port}")
-        yield f"redis://127.0.0.1:{port}/0", "throwaway redis-server"
+        yield f"redis://127.0.0.1:{port}/0", "throwaway redis-server", process.pid
     finally:
         stop(process)
 
 
 @contextlib.contextmanager
 def daphne(env, folder, profile=None):
-    """daphne serving bookshelf.asgi on a free port; yields the port."""
+    """daphne serving bookshelf.asgi on a free port; yields (port, pid)."""
     port = free_port()
     log_path = Path(folder) / "daphne.log"
     with log_path.open("wb") as handle:
@@ -186,7 +210,7 @@ def daphne(env, folder, profile=None):
         )
     try:
         wait_for_port(port, process=process, timeout=60, what="daphne", log_path=log_path)
-        yield port
+        yield port, process.pid
     finally:
         stop(process)
         errors = [
@@ -364,10 +388,11 @@ def run_mode(args, mode):
     with contextlib.ExitStack() as stack:
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="live-latency."))
         extra = {"INSPECTOR_SQLITE_PATH": str(Path(folder) / "bench.sqlite3"), "REDIS_URL": ""}
-        where = ""
+        where, servers = "", []
         if mode == "redis":
-            url, where = stack.enter_context(redis_server(folder))
+            url, where, redis_pid = stack.enter_context(redis_server(folder))
             extra["REDIS_URL"] = url
+            servers.append(redis_pid)
         if mode == "redis" or args.poll_interval:
             # settings_test pins the in-memory layer and has no poll setting from the
             # environment: both processes get a module that adds them.
@@ -397,7 +422,8 @@ def run_mode(args, mode):
         session_key = staff_session()
         layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
         profile = args.profile_daphne and str(Path(args.profile_daphne).resolve()) + f".{mode}"
-        port = stack.enter_context(daphne(env, folder, profile))
+        port, daphne_pid = stack.enter_context(daphne(env, folder, profile))
+        servers.append(daphne_pid)
 
         print(f"mode: {mode} ({MODES[mode]})")
         print(f"channel layer: {layer}" + (f" ({where})" if where else ""))
@@ -405,12 +431,29 @@ def run_mode(args, mode):
         print(f"hub poll interval s: {poll:g}" + ("" if args.poll_interval else " (default)"))
         print("database: fresh SQLite file, WAL")
         print(f"load average before (1 min, {os.cpu_count()} CPUs): {os.getloadavg()[0]:.2f}")
+        cpu = cpu_counters(servers)
+        started = time.monotonic()
         result = measure(args, env, port, f"{settings.SESSION_COOKIE_NAME}={session_key}")
         report(args, result)
+        report_cpu(cpu, cpu_counters(servers), time.monotonic() - started)
         print(f"load average after (1 min): {os.getloadavg()[0]:.2f}")
         sys.stdout.flush()
     if profile:
         print_profile(profile)
+
+
+def cpu_counters(pids):
+    """(machine, this benchmark's) CPU seconds so far; its servers count as its own."""
+    return machine_busy_s(), own_cpu_s() + sum(process_cpu_s(pid) for pid in pids if pid)
+
+
+def report_cpu(before, after, wall):
+    """How busy the machine was, and how much of that was someone else's work."""
+    machine, ours = ((a - b) / wall for a, b in zip(after, before, strict=True))
+    print(
+        f"CPU busy during the run, cores of {os.cpu_count()}: all {machine:.2f},"
+        f" this benchmark {ours:.2f}, other processes {max(0.0, machine - ours):.2f}"
+    )
 
 
 def print_profile(path):
