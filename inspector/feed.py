@@ -97,8 +97,16 @@ def message_items(*, after, limit=BATCH):
     return items, runs
 
 
+RUN_LIMIT = BATCH * 4
+
+
 def run_items(*, since, seen):
-    """Fragments for runs whose state changed since `since`, skipping states already sent."""
+    """Fragments for runs whose state changed since `since`, skipping states already sent.
+
+    Returns the items and where the next read starts: a window back from the latest change
+    seen (commits land late), or the latest change itself when this read was cut at the
+    limit, so a burst of changes is walked through instead of re-read.
+    """
     close_old_connections()
     items = []
     latest = since
@@ -119,7 +127,8 @@ def run_items(*, since, seen):
             "error_message",
         )
     )
-    for run in changed.order_by("updated_at")[: BATCH * 4]:
+    rows = list(changed.order_by("updated_at")[:RUN_LIMIT])
+    for run in rows:
         latest = max(latest, run.updated_at)
         state = (run.status, run.attempts, run.updated_at)
         if seen.get(run.id) == state:
@@ -135,7 +144,9 @@ def run_items(*, since, seen):
                 html=render_to_string("inspector/run-badge.html", {"run": run, "oob": True}),
             )
         )
-    return items, latest
+    if len(rows) == RUN_LIMIT:
+        return items, latest
+    return items, max(since, latest - RUN_WINDOW)
 
 
 def _remember(seen, run_id, state):
@@ -182,7 +193,7 @@ class Hub:
         """Start delivering to `client`; return the position the hub has reached."""
         if self.cursor is None:
             self.cursor = await sync_to_async(current_position)()
-            self.run_cursor = timezone.now() - RUN_WINDOW
+            self.run_cursor = timezone.now() - RUN_WINDOW  # where the next read of runs starts
         self.clients.add(client)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._follow())
@@ -216,7 +227,7 @@ class Hub:
                 for run in runs:
                     _remember(self.seen_runs, run.id, (run.status, run.attempts, run.updated_at))
         runs, self.run_cursor = await sync_to_async(run_items)(
-            since=self.run_cursor - RUN_WINDOW if self.run_cursor else timezone.now(),
+            since=self.run_cursor,
             seen=self.seen_runs,
         )
         batch = items + runs
