@@ -8,14 +8,17 @@ import uuid
 from datetime import timedelta
 
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from inspector import feed, store
-from inspector.models import UNFINISHED, HandlerRun, HandlerState, RunStatus
+from inspector.models import HandlerRun, HandlerState, RunStatus
 from inspector.wakeup import Waiter
 
 logger = logging.getLogger(__name__)
+
+
+CLAIM_WINDOW = 1000  # the oldest unfinished runs a claim looks at first
 
 
 def default_worker_id():
@@ -65,52 +68,84 @@ class Worker:
             & unclaimed_or_expired
         ) | Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
 
-    def _blocked(self):
-        earlier = HandlerRun.objects.filter(
-            handler=OuterRef("handler"),
-            stream=OuterRef("stream"),
-            position__lt=OuterRef("position"),
-        )
-        parked = [s.name for s in self.domain.handlers() if s.park_on_failure]
-        # An earlier unfinished run of the same stream holds the later ones back.
-        blocked = Exists(earlier.filter(UNFINISHED))
-        if parked:
-            blocked = blocked | (
-                Q(handler__in=parked) & Exists(earlier.filter(status=RunStatus.DEAD))
+    def _candidate_ids(self, now, limit, *, window):
+        """Ids of due runs whose stream has no earlier unfinished run, oldest first.
+
+        Raw SQL on purpose: the status list is written literally so SQLite can use the
+        partial indexes, and `window` bounds the scan to the oldest unfinished runs (an index
+        walk whatever the planner's statistics say). The caller retries without the window
+        when a full window held nothing claimable.
+        """
+        field = HandlerRun._meta.get_field("available_at")
+        at = field.get_db_prep_value(now, connection)
+        unfinished = "status IN ('pending', 'running', 'failed')"  # = the indexes' condition
+        source = "inspector_handlerrun"
+        if window:
+            # SQLite would rather sort a status range than walk the partial index; tell it.
+            hint = " INDEXED BY run_unfinished_order" if connection.vendor == "sqlite" else ""
+            source = (
+                f"(SELECT * FROM inspector_handlerrun{hint} WHERE {unfinished} "
+                f"ORDER BY global_position LIMIT {int(window)})"
             )
-        return blocked
+        sql = [
+            f"SELECT r.id FROM {source} r WHERE r.{unfinished}",
+            "AND ((r.status IN ('pending', 'failed') AND r.available_at <= %s",
+            "      AND (r.claimed_by = '' OR r.lease_expires_at < %s))",
+            "     OR (r.status = 'running' AND r.lease_expires_at < %s))",
+            "AND NOT EXISTS (SELECT 1 FROM inspector_handlerrun e WHERE e.handler = r.handler",
+            f"     AND e.stream = r.stream AND e.position < r.position AND e.{unfinished})",
+        ]
+        params = [at, at, at]
+        parked = [spec.name for spec in self.domain.handlers() if spec.park_on_failure]
+        if parked:
+            sql.append(
+                f"AND NOT (r.handler IN ({', '.join(['%s'] * len(parked))}) AND EXISTS ("
+                "SELECT 1 FROM inspector_handlerrun d WHERE d.handler = r.handler "
+                "AND d.stream = r.stream AND d.position < r.position AND d.status = 'dead'))"
+            )
+            params.extend(parked)
+        paused = list(HandlerState.objects.filter(paused=True).values_list("handler", flat=True))
+        if paused:
+            sql.append(f"AND r.handler NOT IN ({', '.join(['%s'] * len(paused))})")
+            params.extend(paused)
+        if self.handlers is not None:
+            sql.append(f"AND r.handler IN ({', '.join(['%s'] * len(self.handlers))})")
+            params.extend(sorted(self.handlers))
+        sql.append("ORDER BY r.global_position LIMIT %s")
+        params.append(limit)
+        with connection.cursor() as cursor:
+            cursor.execute("\n".join(sql), params)
+            ids = [row[0] for row in cursor.fetchall()]
+        pk = HandlerRun._meta.pk
+        return [pk.to_python(value) for value in ids]
 
     def claim(self, limit=None):
-        """Lease up to `limit` due runs in one short transaction."""
+        """Lease up to `limit` due runs; only the write takes a lock, and only briefly."""
         now = timezone.now()
         limit = limit or self.batch_size
+        # Only the earliest unfinished run of a stream is a candidate, so a batch never holds
+        # two runs of one stream for one handler.
+        chosen = self._candidate_ids(now, limit, window=CLAIM_WINDOW)
+        if not chosen and self._window_was_full():
+            chosen = self._candidate_ids(now, limit, window=None)
+        if not chosen:
+            return []
         with transaction.atomic():
-            candidates = (
-                HandlerRun.objects.filter(UNFINISHED)  # matches the partial indexes
-                .filter(self._due(now))
-                .exclude(self._blocked())
-            )
-            paused = HandlerState.objects.filter(paused=True).values("handler")
-            candidates = candidates.exclude(handler__in=paused)
-            if self.handlers is not None:
-                candidates = candidates.filter(handler__in=self.handlers)
+            # Re-checked under the write lock: another worker may have taken some meanwhile.
+            claimable = HandlerRun.objects.filter(pk__in=chosen).filter(self._due(now))
             if connection.features.has_select_for_update_skip_locked:
-                candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-            # Only the earliest unfinished run of a stream is unblocked, so a batch never holds
-            # two runs of one stream for one handler.
-            chosen = list(
-                candidates.order_by("global_position").values_list("id", flat=True)[:limit]
-            )
-            if not chosen:
+                claimable = claimable.select_for_update(skip_locked=True)
+            ids = list(claimable.values_list("id", flat=True))
+            if not ids:
                 return []
-            HandlerRun.objects.filter(pk__in=chosen).update(
+            HandlerRun.objects.filter(pk__in=ids).update(
                 status=RunStatus.RUNNING,
                 claimed_by=self.worker_id,
                 lease_expires_at=now + self.lease,
                 updated_at=now,
             )
             runs = list(
-                HandlerRun.objects.filter(pk__in=chosen)
+                HandlerRun.objects.filter(pk__in=ids)
                 .select_related("message")
                 .order_by("global_position")
             )
@@ -118,6 +153,15 @@ class Worker:
         with self._lock:
             self._in_progress.update(run.pk for run in runs)
         return runs
+
+    def _window_was_full(self):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM inspector_handlerrun WHERE "
+                "status IN ('pending', 'running', 'failed') LIMIT %s) w",
+                [CLAIM_WINDOW],
+            )
+            return cursor.fetchone()[0] >= CLAIM_WINDOW
 
     def release(self, runs):
         """Give back claimed runs that were not started (on shutdown)."""
