@@ -8,7 +8,6 @@ import uuid
 from datetime import timedelta
 
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from inspector import feed, store
@@ -18,7 +17,9 @@ from inspector.wakeup import Waiter
 logger = logging.getLogger(__name__)
 
 
-CLAIM_WINDOW = 1000  # the oldest unfinished runs a claim looks at first
+# How many of the oldest unfinished runs a claim looks at: a small index walk first, wider
+# ones only when the oldest runs are all blocked, waiting or taken.
+CLAIM_WINDOWS = (200, 5000, None)
 
 
 def default_worker_id():
@@ -60,13 +61,6 @@ class Worker:
         self._in_progress = set()
 
     # Claiming ------------------------------------------------------------------------------
-
-    def _due(self, now):
-        unclaimed_or_expired = Q(claimed_by="") | Q(lease_expires_at__lt=now)
-        return (
-            Q(status__in=[RunStatus.PENDING, RunStatus.FAILED], available_at__lte=now)
-            & unclaimed_or_expired
-        ) | Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
 
     def _candidate_ids(self, now, limit, *, window):
         """Ids of due runs whose stream has no earlier unfinished run, oldest first.
@@ -125,17 +119,21 @@ class Worker:
         limit = limit or self.batch_size
         # Only the earliest unfinished run of a stream is a candidate, so a batch never holds
         # two runs of one stream for one handler.
-        chosen = self._candidate_ids(now, limit, window=CLAIM_WINDOW)
-        if not chosen and self._window_was_full():
-            chosen = self._candidate_ids(now, limit, window=None)
+        chosen = []
+        for window in CLAIM_WINDOWS:
+            chosen = self._candidate_ids(now, limit, window=window)
+            if chosen or not self._window_was_full(window):
+                break
         if not chosen:
             return []
         with transaction.atomic():
             # Re-checked under the write lock: another worker may have taken some meanwhile.
-            claimable = HandlerRun.objects.filter(pk__in=chosen).filter(self._due(now))
+            rows = HandlerRun.objects.filter(pk__in=chosen).only(
+                "id", "status", "available_at", "claimed_by", "lease_expires_at"
+            )
             if connection.features.has_select_for_update_skip_locked:
-                claimable = claimable.select_for_update(skip_locked=True)
-            ids = list(claimable.values_list("id", flat=True))
+                rows = rows.select_for_update(skip_locked=True)
+            ids = [run.pk for run in rows if self._is_due(run, now)]
             if not ids:
                 return []
             HandlerRun.objects.filter(pk__in=ids).update(
@@ -154,14 +152,28 @@ class Worker:
             self._in_progress.update(run.pk for run in runs)
         return runs
 
-    def _window_was_full(self):
+    @staticmethod
+    def _window_was_full(window):
+        if window is None:
+            return False
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM inspector_handlerrun WHERE "
                 "status IN ('pending', 'running', 'failed') LIMIT %s) w",
-                [CLAIM_WINDOW],
+                [window],
             )
-            return cursor.fetchone()[0] >= CLAIM_WINDOW
+            return cursor.fetchone()[0] >= window
+
+    @staticmethod
+    def _is_due(run, now):
+        """The same test as the claim query's, on a row read under the write lock."""
+        if run.status == RunStatus.RUNNING:
+            return run.lease_expires_at is not None and run.lease_expires_at < now
+        if run.status not in (RunStatus.PENDING, RunStatus.FAILED) or run.available_at > now:
+            return False
+        return not run.claimed_by or (
+            run.lease_expires_at is not None and run.lease_expires_at < now
+        )
 
     def release(self, runs):
         """Give back claimed runs that were not started (on shutdown)."""
