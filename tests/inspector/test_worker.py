@@ -363,3 +363,15 @@ def test_a_long_run_keeps_its_lease_so_no_other_worker_takes_it(async_domain):
     run = HandlerRun.objects.get(handler="bookshelf.RecorderA")
     assert (run.status, run.attempts) == ("succeeded", 1)
     assert Seen.objects.filter(handler="A").count() == 1
+
+
+def test_a_stream_stuck_behind_a_retry_does_not_starve_later_streams(async_domain):
+    Switch.objects.create(name="flaky", on=True)
+    append_pings(async_domain, "probe::flaky", 250)  # one stream: one head, 249 blocked
+    append_pings(async_domain, "probe::ping", 1, start=250)
+    drain()
+    flaky = HandlerRun.objects.filter(handler="bookshelf.Flaky")
+    assert flaky.get(position=0).status == "failed"  # waiting for its retry
+    assert flaky.filter(status="pending").count() == 249
+    later = HandlerRun.objects.filter(message__stream="probe::ping-0")
+    assert set(later.values_list("status", flat=True)) == {"succeeded"}
