@@ -119,7 +119,7 @@ class Flow:
         return next(i for i, p in enumerate(self.participants) if p.key == key)
 
 
-def build_flow(source, *, depth=None, limit=DEFAULT_LIMIT):
+def build_flow(source, *, depth=None, limit=DEFAULT_LIMIT, payloads=True):
     """The flow around one message, or of a whole correlation, from the stored rows.
 
     source: a `Message` (its cause chain, itself, and what followed from it down to `depth`
@@ -155,7 +155,7 @@ def build_flow(source, *, depth=None, limit=DEFAULT_LIMIT):
             .select_related("user")
             .order_by("run_id", "at")
         )
-    builder = _Builder(messages, runs, attempts, replays, depth=depth)
+    builder = _Builder(messages, runs, attempts, replays, depth=depth, payloads=payloads)
     flow = builder.build(focus)
     flow.correlation_id = str(correlation_id)
     flow.truncated = truncated
@@ -185,8 +185,9 @@ def _has_history(run):
 class _Builder:
     """Walks the cause tree of one correlation and emits steps; no queries."""
 
-    def __init__(self, messages, runs, attempts, replays, *, depth):
+    def __init__(self, messages, runs, attempts, replays, *, depth, payloads=True):
         self.depth = depth
+        self.payloads = payloads  # False: hover details leave message data out
         self.messages = {str(m.pk): m for m in messages}
         self.runs = {str(r.pk): r for r in runs if str(r.message_id) in self.messages}
         self.runs_of = {}
@@ -338,7 +339,7 @@ class _Builder:
                     target,
                     name,
                     None,
-                    detail=_message_detail(message, "command"),
+                    detail=_message_detail(message, "command", self.payloads),
                     level=level,
                     message_id=key,
                     run_id=str(parent.pk) if parent else "",
@@ -380,7 +381,7 @@ class _Builder:
                 self._store(),
                 f"append {name} at #{message.position} (global {message.global_position})",
                 None,
-                detail=_message_detail(message, "event"),
+                detail=_message_detail(message, "event", self.payloads),
                 level=level,
                 message_id=key,
                 run_id=str(parent.pk) if parent else "",
@@ -631,7 +632,7 @@ def _clip(text, limit):
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _message_detail(message, noun):
+def _message_detail(message, noun, payloads=True):
     meta = message.metadata or {}
     data = json.dumps(message.data, ensure_ascii=False, sort_keys=True, default=str)
     lines = [
@@ -642,5 +643,6 @@ def _message_detail(message, noun):
     ]
     if meta.get("causation_id"):
         lines.append(f"caused by {meta['causation_id']}")
-    lines.append(f"data {_clip(data, 400)}")
+    if payloads:
+        lines.append(f"data {_clip(data, 400)}")
     return "\n".join(lines)

@@ -34,14 +34,35 @@ def _runs_of(message):
     )
 
 
+DEPTHS = (0, 1, 2)
+
+
+def _depth(request):
+    """Levels of follow-on events to draw: ?depth=N, or every level."""
+    try:
+        depth = int(request.GET.get("depth", ""))
+    except ValueError:
+        return None
+    return depth if depth >= 0 else None
+
+
+def _flow(request, source):
+    """The flow to draw for this user: their depth, and message data only if permitted."""
+    return build_flow(
+        source, depth=_depth(request), payloads=request.user.has_perm(PAYLOAD_PERMISSION)
+    )
+
+
 def _message_context(request, message):
     related = list(
         Message.objects.filter(correlation_id=message.correlation_id)
         .order_by("global_position")
         .only("id", "type", "stream", "position", "global_position", "causation_id", "kind")
     )
-    flow = build_flow(message)
+    flow = _flow(request, message)
     return {
+        "depth": flow.depth,
+        "depths": DEPTHS,
         "message": message,
         "runs": _runs_of(message),
         "cause": next((m for m in related if m.id == message.causation_id), None),
@@ -67,11 +88,11 @@ def message_detail(request, message_id):
 def message_diagram(request, message_id):
     """The diagram alone; the page polls it while runs are still pending."""
     message = get_object_or_404(Message, pk=message_id)
-    flow = build_flow(message)
+    flow = _flow(request, message)
     return render(
         request,
         "inspector/diagram.html",
-        {"flow": flow, "svg": render_svg(flow), "refresh_url": request.path},
+        {"flow": flow, "svg": render_svg(flow), "refresh_url": request.get_full_path()},
     )
 
 
@@ -89,13 +110,14 @@ def _mermaid_response(flow):
 @require_GET
 def message_svg(request, message_id):
     message = get_object_or_404(Message, pk=message_id)
-    return _svg_response(build_flow(message), f"message-{message.global_position}.svg")
+    return _svg_response(_flow(request, message), f"message-{message.global_position}.svg")
 
 
 @staff_member_required
 @require_GET
 def message_mermaid(request, message_id):
-    return _mermaid_response(build_flow(get_object_or_404(Message, pk=message_id)))
+    message = get_object_or_404(Message, pk=message_id)
+    return _mermaid_response(_flow(request, message))
 
 
 @staff_member_required
@@ -123,10 +145,10 @@ def run_replay(request, run_id):
     return redirect("inspector:message", message_id=run.message_id)
 
 
-def _flow_or_404(correlation_id):
+def _flow_or_404(request, correlation_id):
     if not Message.objects.filter(correlation_id=correlation_id).exists():
         raise Http404("No messages with this correlation id")
-    return build_flow(correlation_id)
+    return _flow(request, correlation_id)
 
 
 def causation_tree(correlation_id):
@@ -152,7 +174,7 @@ def causation_tree(correlation_id):
 @staff_member_required
 @require_GET
 def flow_detail(request, correlation_id):
-    flow = _flow_or_404(correlation_id)
+    flow = _flow_or_404(request, correlation_id)
     return render(
         request,
         "inspector/flow-detail.html",
@@ -168,10 +190,10 @@ def flow_detail(request, correlation_id):
 @staff_member_required
 @require_GET
 def flow_svg(request, correlation_id):
-    return _svg_response(_flow_or_404(correlation_id), f"flow-{correlation_id}.svg")
+    return _svg_response(_flow_or_404(request, correlation_id), f"flow-{correlation_id}.svg")
 
 
 @staff_member_required
 @require_GET
 def flow_mermaid(request, correlation_id):
-    return _mermaid_response(_flow_or_404(correlation_id))
+    return _mermaid_response(_flow_or_404(request, correlation_id))
