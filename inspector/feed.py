@@ -9,6 +9,7 @@ one (the embedded default), hubs still see other processes' writes on their next
 """
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import threading
@@ -18,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
@@ -31,7 +32,7 @@ from inspector.models import HandlerRun, Message
 logger = logging.getLogger(__name__)
 
 GROUP = "inspector-feed"
-RUN_WINDOW = timedelta(seconds=1.5)  # runs are re-read this far back: commits land late
+RUN_WINDOW = timedelta(seconds=0.75)  # runs are re-read this far back: commits land late
 SEEN_RUNS = 20_000
 BATCH = 500
 
@@ -204,10 +205,15 @@ class Hub:
 
     async def _follow(self):
         pokes = asyncio.create_task(self._listen_for_pokes())
+        last_tick = self.loop.time()
         try:
             while self.clients:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+                # The poll period includes the read: wait only for what is left of it.
+                remaining = self.poll_interval - (self.loop.time() - last_tick)
+                if remaining > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), remaining)
+                last_tick = self.loop.time()
                 self.wake.clear()
                 try:
                     await self.tick()
@@ -257,13 +263,64 @@ class Hub:
 
 # Pokes: any process, after a commit -------------------------------------------------------
 
-_last_remote_poke = 0.0
-_POKE_GAP = 0.02
+
+class _RemotePoker:
+    """One thread per process sends pokes through a cross-process layer (Redis).
+
+    `poke()` only sets an event, so a commit never waits on the network; the thread keeps
+    one event loop (and so one Redis connection) and sends at most one poke per gap.
+    """
+
+    GAP = 0.02
+
+    def __init__(self):
+        self.wanted = threading.Event()
+        self.idle = threading.Event()
+        self.idle.set()
+        self.thread = None
+        self.lock = threading.Lock()
+        atexit.register(self.flush)
+
+    def flush(self, timeout=2.0):
+        """Send what is still wanted before the process exits (a script's last commit)."""
+        deadline = time.monotonic() + timeout
+        while (self.wanted.is_set() or not self.idle.is_set()) and time.monotonic() < deadline:
+            if self.thread is None or not self.thread.is_alive():
+                return
+            time.sleep(0.01)
+
+    def request(self):
+        self.idle.clear()
+        self.wanted.set()
+        if self.thread is None or not self.thread.is_alive():
+            with self.lock:
+                if self.thread is None or not self.thread.is_alive():
+                    self.thread = threading.Thread(
+                        target=self._run, name="inspector-feed-poker", daemon=True
+                    )
+                    self.thread.start()
+
+    def _run(self):
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        while True:
+            self.wanted.wait()
+            self.wanted.clear()
+            layer = get_channel_layer()
+            try:
+                loop.run_until_complete(layer.group_send(GROUP, {"type": "feed.poke"}))
+            except Exception:
+                logger.warning("Could not poke the live feed", exc_info=True)
+            time.sleep(self.GAP)
+            if not self.wanted.is_set():
+                self.idle.set()
+
+
+_remote_poker = _RemotePoker()
 
 
 def poke():
     """Tell hubs that something was committed, so they read the store now."""
-    global _last_remote_poke
     with _hubs_lock:
         hubs = list(_hubs.values())
     for hub in hubs:
@@ -273,11 +330,4 @@ def poke():
     layer = get_channel_layer()
     if layer is None or isinstance(layer, InMemoryChannelLayer):
         return  # other processes' hubs poll; this process's hubs were woken above
-    now = time.monotonic()
-    if now - _last_remote_poke < _POKE_GAP:
-        return
-    _last_remote_poke = now
-    try:
-        async_to_sync(layer.group_send)(GROUP, {"type": "feed.poke"})
-    except Exception:
-        logger.warning("Could not poke the live feed", exc_info=True)
+    _remote_poker.request()
