@@ -184,7 +184,7 @@ class Hub:
         self.loop = loop
         self.clients = set()
         self.wake = asyncio.Event()
-        self.poll_interval = _option("feed_poll_interval", 0.1)
+        self.poll_interval = _option("feed_poll_interval", 0.05)
         self.cursor = None
         self.run_cursor = None
         self.seen_runs = OrderedDict()

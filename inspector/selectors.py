@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count, Max, Min, Prefetch, Q, Sum
+from django.db.models import Count, F, Max, Min, Prefetch, Q, Sum
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
@@ -474,7 +474,13 @@ def message_search(*, filters, after=None, limit=None):
         rows = _payload_match(rows, filters.payload_path, filters.payload_value)
     if after is not None:
         rows = rows.filter(global_position__lt=after)
-    rows = list(rows.order_by("-global_position").prefetch_related(_runs_prefetch())[: limit + 1])
+    ordering = "-global_position"
+    if filters.payload_path and connection.vendor == "postgresql":
+        # PostgreSQL can misjudge how rare a payload match is and walk the whole
+        # global-position index backwards; ordering on an expression leaves it the GIN index.
+        rows = rows.alias(newest=F("global_position") + 0)
+        ordering = "-newest"
+    rows = list(rows.order_by(ordering).prefetch_related(_runs_prefetch())[: limit + 1])
     return _page(rows, limit, lambda message: message.global_position)
 
 
