@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
@@ -33,6 +34,11 @@ shop = (
 )
 
 urlpatterns = [
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
     path("admin/", admin.site.urls),
     path("inspector/", include("inspector.urls")),
     path("metrics", ops.metrics, name="metrics"),

@@ -71,7 +71,24 @@ def receipt_links(response):
 def test_pages_need_a_login(client, path):
     response = client.get(path)
     assert response.status_code == 302
-    assert response["Location"].startswith(f"/admin/login/?next={path}")
+    assert response["Location"].startswith(f"/accounts/login/?next={path}")
+
+
+@pytest.mark.django_db
+def test_a_customer_without_staff_status_logs_in_to_the_shop(client, django_user_model):
+    django_user_model.objects.create_user("reader", password="a long passphrase")
+    page = client.get("/accounts/login/?next=/orders/")
+    assert page.status_code == 200
+    assert 'name="username"' in page.content.decode()
+    wrong = client.post("/accounts/login/", {"username": "reader", "password": "nope"})
+    assert wrong.status_code == 200 and "correct username and password" in wrong.content.decode()
+    response = client.post(
+        "/accounts/login/",
+        {"username": "reader", "password": "a long passphrase", "next": "/orders/"},
+    )
+    assert response.status_code == 302 and response["Location"] == "/orders/"
+    assert client.get("/orders/").status_code == 200
+    assert client.get("/inspector/").status_code == 302  # the inspector stays staff-only
 
 
 def test_catalog_lists_books_with_price_and_stock(shopper, add_book):
