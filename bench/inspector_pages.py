@@ -24,14 +24,10 @@ the target, the slowest queries of one request with their EXPLAIN.
 import argparse
 import contextlib
 import json
-import math
 import os
 import random
 import resource
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +38,13 @@ from urllib.parse import quote, urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchlib import (  # noqa: E402
+    machine_busy_s,
+    percentile,
+    proc_stat,
+    ratio,
+    throwaway_cluster,
+)
 
 P95_TARGET_MS = 50
 FIRST = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy"]
@@ -89,15 +92,6 @@ def parse_args(argv=None):
 
 def log(text):
     print(f"inspector_pages: {text}", file=sys.stderr, flush=True)
-
-
-def ratio(value, reference):
-    return f"{value / reference:.2f}×" if reference else "n/a"
-
-
-def percentile(ordered, p):
-    """Nearest-rank percentile of an already sorted list."""
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(p * len(ordered)) - 1))]
 
 
 # The workload's shape -----------------------------------------------------------------------
@@ -573,28 +567,13 @@ class Workload:
 SERVER_PIDS = []  # the throwaway cluster's postmaster: its CPU is this benchmark's own
 
 
-def machine_busy_s():
-    """CPU seconds all processes on the machine have used since boot (/proc/stat)."""
-    with open("/proc/stat") as handle:
-        fields = [int(x) for x in handle.readline().split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid):
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
 def own_cpu_s():
     """CPU seconds of this process and of the cluster's server processes, if it started one."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     total = usage.ru_utime + usage.ru_stime
     if SERVER_PIDS:
         for entry in Path("/proc").iterdir():
-            fields = entry.name.isdigit() and _stat(entry.name)
+            fields = entry.name.isdigit() and proc_stat(entry.name)
             if fields and (int(entry.name) in SERVER_PIDS or int(fields[1]) in SERVER_PIDS):
                 total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
@@ -613,79 +592,6 @@ def report_cpu(before, after, wall, what):
 
 
 # PostgreSQL (as bench/worker_throughput.py and scripts/test-all start one) -------------------
-
-
-def pg_bin():
-    """The newest Debian server binaries, else PATH."""
-    found = [
-        d
-        for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
-        if (d / "initdb").exists() and (d / "pg_ctl").exists()
-    ]
-    if found:
-        return found[-1]
-    initdb = shutil.which("initdb")
-    if initdb and shutil.which("pg_ctl"):
-        return Path(initdb).parent
-    raise SystemExit("inspector_pages: PostgreSQL server binaries (initdb, pg_ctl) not found")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def throwaway_cluster():
-    """A PostgreSQL cluster on 127.0.0.1 in a temporary folder; yields (server URL, where)."""
-    bindir = pg_bin()
-    tmp = Path(tempfile.mkdtemp(prefix="inspector-pages-pg."))
-    pgdata, sock = tmp / "pgdata", tmp / "pgsock"
-    prefix = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        import pwd
-
-        user = "postgres"
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            user = "nobody"
-        shutil.chown(tmp, user)
-        tmp.chmod(0o700)
-        prefix = ["runuser", "-u", user, "--"]
-
-    def pg(*cmd, check=True):
-        return subprocess.run(
-            [*prefix, *map(str, cmd)], cwd=tmp, check=check, capture_output=True, text=True
-        )
-
-    started = False
-    try:
-        port = free_port()
-        pg("mkdir", "-p", sock)
-        pg(bindir / "initdb", "-D", pgdata, "--auth=trust", "-U", "postgres", "--encoding=UTF8")
-        # Room for a 1M-message store in memory, as a small production server would give it.
-        conf = (
-            f"\nlisten_addresses = '127.0.0.1'\nport = {port}\n"
-            f"unix_socket_directories = '{sock}'\nshared_buffers = '1GB'\n"
-            "max_wal_size = '4GB'\n"
-        )
-        with (pgdata / "postgresql.conf").open("a") as handle:
-            handle.write(conf)
-        started = True
-        pg(bindir / "pg_ctl", "-D", pgdata, "-l", tmp / "postgres.log", "-w", "-t", "60", "start")
-        SERVER_PIDS.append(int((pgdata / "postmaster.pid").read_text().split()[0]))
-        version = pg(bindir / "postgres", "--version").stdout.split()[2]
-        log(f"PostgreSQL {version} cluster on 127.0.0.1:{port} in {tmp}")
-        yield f"postgres://postgres@127.0.0.1:{port}/postgres", f"throwaway {version} cluster"
-    finally:
-        if started:
-            for mode in ("fast", "immediate"):
-                if pg(bindir / "pg_ctl", "-D", pgdata, "-m", mode, "stop", check=False).returncode:
-                    continue
-                break
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -1039,7 +945,11 @@ def main():
             if server:
                 where = "scratch database on DATABASE_URL's server"
             else:
-                server, where = stack.enter_context(throwaway_cluster())
+                # Room for a 1M-message store in memory, as a small production server has.
+                server, where, postmaster = stack.enter_context(
+                    throwaway_cluster(["shared_buffers = '1GB'", "max_wal_size = '4GB'"])
+                )
+                SERVER_PIDS.append(postmaster)
             env["DATABASE_URL"] = stack.enter_context(scratch_database(server))
             where = f"{where}, fresh database"
         else:

@@ -25,10 +25,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -40,6 +38,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchlib import (  # noqa: E402
+    free_port,
+    machine_busy_s,
+    own_cpu_s,
+    percentile,
+    process_cpu_s,
+    ratio,
+)
 
 P95_TARGET_MS = 150
 FEED_PATH = "/ws/inspector/feed/"
@@ -100,44 +106,6 @@ def parse_args(argv=None):
 
 def log(text):
     print(f"live_latency: {text}", file=sys.stderr, flush=True)
-
-
-def ratio(value, reference):
-    return f"{value / reference:.2f}×" if reference else "n/a"
-
-
-def percentile(ordered, p):
-    """Nearest-rank percentile of an already sorted list."""
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(p * len(ordered)) - 1))]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def machine_busy_s():
-    """CPU seconds all processes on the machine have used since boot (/proc/stat)."""
-    with open("/proc/stat") as handle:
-        fields = [int(x) for x in handle.readline().split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_s(pid):
-    """CPU seconds one running process has used (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-
-
-def own_cpu_s():
-    """CPU seconds of this process and of its children that have been waited for."""
-    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def wait_for_port(port, *, process, timeout, what, log_path):

@@ -9,8 +9,8 @@ from django.template.loader import render_to_string
 from bookshelf.models import Order, OrderStatus
 from bookshelf.selectors import LOW_STOCK
 from inspector import feed
+from inspector.consumers import FORBIDDEN
 
-FORBIDDEN = 4403
 BUFFER = 200
 STATUS_AFTER = {
     "bookshelf.OrderPlaced.v1": OrderStatus.PENDING,
@@ -56,14 +56,7 @@ class ShopConsumer(AsyncWebsocketConsumer):
         self.sender = asyncio.create_task(self._send_loop())
 
     async def disconnect(self, code):
-        hub = getattr(self, "hub", None)
-        if hub is not None:
-            hub.unregister(self)
-        sender = getattr(self, "sender", None)
-        if sender is not None:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+        await feed.leave(self)
 
     def offer(self, items):
         """Called by the hub; drops updates rather than block it (a reload shows the truth)."""

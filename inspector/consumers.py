@@ -40,14 +40,7 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
         self.sender = asyncio.create_task(self._send_loop())
 
     async def disconnect(self, code):
-        hub = getattr(self, "hub", None)
-        if hub is not None:
-            hub.unregister(self)
-        sender = getattr(self, "sender", None)
-        if sender is not None:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+        await feed.leave(self)
 
     async def receive_json(self, content, **kwargs):
         action = content.get("action") or "filter"

@@ -172,6 +172,18 @@ def hub_for_this_loop():
     return hub
 
 
+async def leave(client):
+    """Stop delivering to a disconnected client and end its sending task."""
+    hub = getattr(client, "hub", None)
+    if hub is not None:
+        hub.unregister(client)
+    sender = getattr(client, "sender", None)
+    if sender is not None:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+
+
 def connected_clients():
     with _hubs_lock:
         return sum(len(hub.clients) for hub in _hubs.values())

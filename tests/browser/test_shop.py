@@ -88,10 +88,8 @@ def test_an_oversold_order_fails_a_run_that_is_replayed_after_a_restock(page, lo
     assert run.status == "pending"
     assert run.replays.get().reason == "Restocked Dune"
 
-    try:
-        from inspector.worker import Worker
-    except ImportError:
-        pytest.skip("inspector.worker is not there yet: nothing runs the replayed run")
+    from inspector.worker import Worker
+
     Worker(worker_id="test").drain()
 
     page.goto(f"{page.base_url}/admin/inspector/handlerrun/{run.pk}/change/")
