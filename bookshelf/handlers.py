@@ -136,7 +136,10 @@ def _inventory_of(book_id):
 
 
 def _notify(event, verb, body):
-    order = Order.objects.filter(pk=event.order_id).first()
+    try:
+        order = current_domain.repository_for(Order).get(event.order_id)
+    except ObjectNotFound:
+        order = None
     recipient = (order and order.customer_email) or settings.BOOKSHELF_NOTIFY_DEFAULT
     subject = f"Your bookshelf order was {verb}"
     Notification.objects.create(

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from inspector import feed
 from inspector.models import HandlerAttempt, HandlerRun, HandlerState, RunStatus
-from inspector.sql import Increment, insert_rows, update_row
+from inspector.sql import Increment, insert_rows, new_instance, update_row
 from inspector.unit_of_work import Cause, caused_by, unit_of_work
 from inspector.wakeup import notify_workers
 
@@ -72,19 +72,22 @@ class Dispatcher:
             if entry.message.kind != "event":
                 continue
             for spec in self.domain.subscribers(entry.message, entry.stream, entry.metadata):
-                run = HandlerRun(
-                    message_id=entry.message._id,
-                    handler=spec.name,
-                    message_type=entry.row.type,
-                    stream=entry.row.stream,
-                    position=entry.row.position,
-                    global_position=entry.row.global_position,
-                    status=RunStatus.PENDING,
-                    available_at=now,
-                    claimed_by=owner,
-                    lease_expires_at=now + SYNC_LEASE if sync else None,
-                    created_at=now,
-                    updated_at=now,
+                run = new_instance(
+                    HandlerRun,
+                    {
+                        "message_id": entry.message._id,
+                        "handler": spec.name,
+                        "message_type": entry.row.type,
+                        "stream": entry.row.stream,
+                        "position": entry.row.position,
+                        "global_position": entry.row.global_position,
+                        "status": RunStatus.PENDING,
+                        "available_at": now,
+                        "claimed_by": owner,
+                        "lease_expires_at": now + SYNC_LEASE if sync else None,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
                 )
                 run._message_row = entry.row
                 run._message_instance = entry.message
@@ -94,18 +97,21 @@ class Dispatcher:
     def command_run(self, run_id, entry, spec, started_at, duration_us):
         """The record of a command handler that already ran inside the command's transaction."""
         now = timezone.now()
-        run = HandlerRun(
-            id=run_id,
-            message_id=entry.message._id,
-            handler=spec.name,
-            status=RunStatus.SUCCEEDED,
-            attempts=1,
-            available_at=started_at,
-            started_at=started_at,
-            finished_at=now,
-            duration_us=duration_us,
-            created_at=now,
-            updated_at=now,
+        run = new_instance(
+            HandlerRun,
+            {
+                "id": run_id,
+                "message_id": entry.message._id,
+                "handler": spec.name,
+                "status": RunStatus.SUCCEEDED,
+                "attempts": 1,
+                "available_at": started_at,
+                "started_at": started_at,
+                "finished_at": now,
+                "duration_us": duration_us,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
         run._entry = entry  # stream position and global position are filled in at flush
         return run
@@ -144,13 +150,16 @@ class Dispatcher:
     def pending_command_run(self, entry, spec):
         """A queued run of a command handler, for a worker to pick up (async commands)."""
         now = timezone.now()
-        run = HandlerRun(
-            message_id=entry.message._id,
-            handler=spec.name,
-            status=RunStatus.PENDING,
-            available_at=now,
-            created_at=now,
-            updated_at=now,
+        run = new_instance(
+            HandlerRun,
+            {
+                "message_id": entry.message._id,
+                "handler": spec.name,
+                "status": RunStatus.PENDING,
+                "available_at": now,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
         run._entry = entry
         return run

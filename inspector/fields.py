@@ -2,6 +2,7 @@
 
 import datetime
 import enum
+import functools
 import uuid
 
 from django import forms
@@ -42,6 +43,11 @@ class Field:
         """The Django form field whose validators this field reuses."""
         return forms.Field(required=False)
 
+    @functools.cached_property
+    def _django_field(self):
+        """Built once: a form field's clean() keeps no state between values."""
+        return self.form_field()
+
     def get_default(self):
         return self.default() if callable(self.default) else self.default
 
@@ -59,7 +65,7 @@ class Field:
             raise DjangoValidationError(
                 f"Expected {self.type_label}, got {type(value).__name__}.", code="invalid"
             )
-        value = self.form_field().clean(value)
+        value = self._django_field.clean(value)
         if self.choices is not None:
             allowed = [member.value for member in self.choices]
             if value not in allowed:

@@ -2,9 +2,10 @@
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models
+from django.db.models import signals
 
 from inspector.exceptions import ConcurrencyError, DomainError, ObjectNotFound, ValidationError
-from inspector.sql import update_row
+from inspector.sql import get_by_pk, insert_rows, update_row
 from inspector.unit_of_work import unit_of_work
 
 
@@ -17,6 +18,21 @@ def _clean(instance):
         raise ValidationError(exc.message_dict) from exc
 
 
+def _insert(aggregate):
+    """INSERT the aggregate's row; the ORM's save() only when someone listens to its signals."""
+    model = type(aggregate)
+    if (
+        model._meta.parents
+        or model._meta.auto_field
+        or any(signal.has_listeners(model) for signal in (signals.pre_save, signals.post_save))
+    ):
+        models.Model.save(aggregate, force_insert=True)
+        return
+    for field in model._meta.concrete_fields:
+        setattr(aggregate, field.attname, field.pre_save(aggregate, True))
+    insert_rows(model, [aggregate])
+
+
 class Repository:
     """The way in and out of the store for one aggregate model."""
 
@@ -26,6 +42,8 @@ class Repository:
 
     def get(self, identifier):
         try:
+            if isinstance(self.model._meta.pk, models.UUIDField):
+                return get_by_pk(self.model, identifier)
             return self.model.objects.get(pk=identifier)
         except (self.model.DoesNotExist, DjangoValidationError, ValueError) as exc:
             raise ObjectNotFound(f"{self.model.__name__} {identifier} does not exist") from exc
@@ -40,7 +58,7 @@ class Repository:
             try:
                 if adding:
                     aggregate.version = 1
-                    models.Model.save(aggregate, force_insert=True)
+                    _insert(aggregate)
                 else:
                     self._update(aggregate)
                 self._save_entities(aggregate)

@@ -1,65 +1,219 @@
 """Lean SQL for the store's hot path, where the ORM's per-query overhead is most of the cost."""
 
+import datetime
 import functools
+import uuid
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.models.base import ModelState
+
+
+def _text(value):
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def _integer(value):
+    return value if value is None or type(value) is int else int(value)
+
+
+def _adapter(field, conn):
+    """value → query parameter for one field, as `field.get_db_prep_save` would give it.
+
+    The common types take a direct path; anything else goes through the field itself. Only
+    the backend's stateless parts are used, so one adapter serves every thread's connection.
+    """
+    target = field.target_field if field.is_relation else field
+    kind = target.get_internal_type()
+    vendor = conn.vendor
+
+    def through_field(value):
+        return field.get_db_prep_save(value, conn)
+
+    if kind in ("CharField", "TextField"):
+        return _text
+    if kind in ("IntegerField", "BigIntegerField", "PositiveIntegerField", "SmallIntegerField"):
+        return _integer
+    if kind == "UUIDField" and vendor in ("sqlite", "postgresql"):
+        native = conn.features.has_native_uuid_field
+
+        def adapt_uuid(value):
+            if value is None:
+                return None
+            if type(value) is not uuid.UUID:
+                return through_field(value)
+            return value if native else value.hex
+
+        return adapt_uuid
+    if kind == "DateTimeField" and vendor in ("sqlite", "postgresql") and field is target:
+        as_text = vendor == "sqlite"
+
+        def adapt_datetime(value):
+            if value is None:
+                return None
+            if type(value) is not datetime.datetime or value.tzinfo is not datetime.UTC:
+                return through_field(value)
+            return str(value.replace(tzinfo=None)) if as_text else value
+
+        return adapt_datetime
+    if type(field) is models.JSONField:
+        ops, encoder = conn.ops, field.encoder
+
+        def adapt_json(value):
+            if value is None or not isinstance(value, dict | list | str | int | float | bool):
+                return through_field(value)
+            return ops.adapt_json_value(value, encoder)
+
+        return adapt_json
+    return through_field
 
 
 @functools.cache
-def _insert_sql(model, vendor, count):
-    qn = connection.ops.quote_name
+def _adapters(model, alias, vendor, names):
+    conn = connections[alias]
+    meta = model._meta
+    return tuple(_adapter(meta.get_field(name), conn) for name in names)
+
+
+def adapters(model, names, conn):
+    """The adapters for the named fields, built once per model, database and field list."""
+    return _adapters(model, conn.alias, conn.vendor, tuple(names))
+
+
+@functools.cache
+def _insert_sql(model, alias, vendor, count):
+    qn = connections[alias].ops.quote_name
     fields = model._meta.concrete_fields
     columns = ", ".join(qn(f.column) for f in fields)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * count)}"
 
 
-def insert_rows(model, objs, *, chunk=400):
+def insert_rows(model, objs, *, chunk=400, using=DEFAULT_DB_ALIAS):
     """INSERT model instances in few statements, adapting values as the ORM would."""
+    conn = connections[using]
+    attnames = [f.attname for f in model._meta.concrete_fields]
+    adapt = adapters(model, [f.name for f in model._meta.concrete_fields], conn)
+    pairs = list(zip(attnames, adapt, strict=True))
     for start in range(0, len(objs), chunk):
-        _insert_chunk(model, objs[start : start + chunk])
+        part = objs[start : start + chunk]
+        params = []
+        for obj in part:
+            params.extend(adapt_one(getattr(obj, attname)) for attname, adapt_one in pairs)
+        with conn.cursor() as cursor:
+            cursor.execute(_insert_sql(model, conn.alias, conn.vendor, len(part)), params)
+        for obj in part:
+            obj._state.adding = False
+            obj._state.db = conn.alias
 
 
-def _insert_chunk(model, objs):
-    fields = model._meta.concrete_fields
-    params = [
-        f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in objs for f in fields
-    ]
-    sql = _insert_sql(model, connection.vendor, len(objs))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = connection.alias
-
-
-def update_row(model, pk, values, *, where=None):
-    """UPDATE one row by primary key (plus optional equality guards); return the row count."""
+@functools.cache
+def _update_sql(model, alias, names, increments, guards):
+    """UPDATE ... SET ... WHERE pk = %s AND guards, for one shape of call."""
     meta = model._meta
-    qn = connection.ops.quote_name
-    sets, params = [], []
-    for name, value in values.items():
-        field = meta.get_field(name)
-        if isinstance(value, Increment):
-            sets.append(f"{qn(field.column)} = {qn(field.column)} + %s")
-            params.append(value.by)
-        else:
-            sets.append(f"{qn(field.column)} = %s")
-            params.append(field.get_db_prep_save(value, connection))
+    qn = connections[alias].ops.quote_name
+    sets = []
+    for name in names:
+        column = qn(meta.get_field(name).column)
+        sets.append(f"{column} = {column} + %s" if name in increments else f"{column} = %s")
     conditions = [f"{qn(meta.pk.column)} = %s"]
-    params.append(meta.pk.get_db_prep_value(pk, connection))
-    for name, value in (where or {}).items():
-        field = meta.get_field(name)
-        if isinstance(value, list | tuple):
-            conditions.append(f"{qn(field.column)} IN ({', '.join(['%s'] * len(value))})")
-            params.extend(field.get_db_prep_value(v, connection) for v in value)
+    for name, count in guards:
+        column = qn(meta.get_field(name).column)
+        if count is None:
+            conditions.append(f"{column} = %s")
         else:
-            conditions.append(f"{qn(field.column)} = %s")
-            params.append(field.get_db_prep_value(value, connection))
-    sql = f"UPDATE {qn(meta.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(conditions)}"
-    with connection.cursor() as cursor:
+            conditions.append(f"{column} IN ({', '.join(['%s'] * count)})")
+    return f"UPDATE {qn(meta.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(conditions)}"
+
+
+def update_row(model, pk, values, *, where=None, using=DEFAULT_DB_ALIAS):
+    """UPDATE one row by primary key (plus optional equality guards); return the row count."""
+    conn = connections[using]
+    where = where or {}
+    names = tuple(values)
+    increments = frozenset(name for name, value in values.items() if isinstance(value, Increment))
+    guards = tuple(
+        (name, len(value) if isinstance(value, list | tuple) else None)
+        for name, value in where.items()
+    )
+    params = [
+        value.by if name in increments else adapt(value)
+        for (name, value), adapt in zip(values.items(), adapters(model, names, conn), strict=True)
+    ]
+    params.append(adapters(model, [model._meta.pk.name], conn)[0](pk))
+    for value, adapt in zip(where.values(), adapters(model, where, conn), strict=True):
+        params.extend(map(adapt, value) if isinstance(value, list | tuple) else [adapt(value)])
+    sql = _update_sql(model, conn.alias, names, increments, guards)
+    with conn.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+_ANY_UUID = uuid.UUID(int=0)
+
+
+@functools.cache
+def _select_by_pk(model, alias, vendor):
+    """`model.objects.get(pk=...)` compiled once: SQL, the attnames it reads and converters."""
+    query = model._default_manager.using(alias).filter(pk=_ANY_UUID).query
+    compiler = query.get_compiler(alias)
+    sql, params = compiler.as_sql()
+    if len(params) != 1 or compiler.query.select_related:
+        raise TypeError(f"{model.__name__}: no single-parameter lookup by primary key")
+    columns = [selected[0] for selected in compiler.select[: compiler.col_count]]
+    attnames = [column.target.attname for column in columns]
+    converters = list(compiler.get_converters(columns).items())
+    return sql, attnames, converters
+
+
+def get_by_pk(model, pk, *, using=DEFAULT_DB_ALIAS):
+    """Load one row by UUID primary key as `objects.get` would, minus the per-call compile.
+
+    Raises `model.DoesNotExist`, or Django's ValidationError for a malformed key.
+    """
+    conn = connections[using]
+    sql, attnames, converters = _select_by_pk(model, conn.alias, conn.vendor)
+    key = adapters(model, [model._meta.pk.name], conn)[0](pk)
+    with conn.cursor() as cursor:
+        cursor.execute(sql, [key])
+        row = cursor.fetchone()
+    if row is None:
+        raise model.DoesNotExist(f"{model.__name__} matching query does not exist.")
+    row = list(row)
+    for pos, (convert, expression) in converters:
+        value = row[pos]
+        for converter in convert:
+            value = converter(value, expression, conn)
+        row[pos] = value
+    return model.from_db(conn.alias, attnames, row)
+
+
+@functools.cache
+def _defaults(model):
+    fixed, computed = {}, []
+    for field in model._meta.concrete_fields:
+        if field.has_default() and callable(field.default):
+            computed.append(field)
+        else:
+            fixed[field.attname] = field.get_default()
+    return fixed, tuple(computed)
+
+
+def new_instance(model, values):
+    """An unsaved instance built from attnames, skipping Model.__init__'s per-field work.
+
+    For the store's own models on the hot path: no init signals, every other field defaulted
+    as `Model.__init__` would.
+    """
+    obj = model.__new__(model)
+    fixed, computed = _defaults(model)
+    state = obj.__dict__
+    state.update(fixed)
+    for field in computed:
+        if field.attname not in values:
+            state[field.attname] = field.get_default()
+    state.update(values)
+    obj._state = ModelState()
+    return obj
 
 
 class Increment:

@@ -1,5 +1,6 @@
 """Append messages to streams and read them back: the event store's only writer."""
 
+import uuid
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection
@@ -7,7 +8,7 @@ from django.db import IntegrityError, connection
 from inspector.exceptions import ConcurrencyError
 from inspector.messages import Metadata
 from inspector.models import Message
-from inspector.sql import insert_rows
+from inspector.sql import insert_rows, new_instance
 
 GLOBAL_SEQUENCE = "global"
 
@@ -32,8 +33,17 @@ def category_of(stream):
 
 
 def _next_global_positions(count):
-    """Reserve `count` global positions; the row lock is held to commit, so order = commit order."""
+    """Reserve `count` global positions, in commit order.
+
+    SQLite has one writer at a time and our transactions take the write lock when they begin,
+    so the next position is one past the highest stored (an index probe). Elsewhere the
+    counter row's lock, held to commit, orders the writers.
+    """
     with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT MAX(global_position) FROM inspector_message")
+            (last,) = cursor.fetchone()
+            return (-1 if last is None else last) + 1
         cursor.execute(
             "UPDATE inspector_storesequence SET value = value + %s WHERE name = %s RETURNING value",
             [count, GLOBAL_SEQUENCE],
@@ -89,19 +99,22 @@ def append(entries):
     for offset, entry in enumerate(entries):
         last[entry.stream] += 1
         message = entry.message
-        entry.row = Message(
-            id=message._id,
-            kind=message.kind,
-            type=message._type,
-            stream=entry.stream,
-            category=category_of(entry.stream),
-            position=last[entry.stream],
-            global_position=first_global + offset,
-            data=message.to_dict(),
-            metadata=entry.metadata,
-            correlation_id=entry.metadata["correlation_id"],
-            causation_id=entry.metadata.get("causation_id"),
-            time=entry.time,
+        entry.row = new_instance(
+            Message,
+            {
+                "id": message._id,
+                "kind": message.kind,
+                "type": message._type,
+                "stream": entry.stream,
+                "category": category_of(entry.stream),
+                "position": last[entry.stream],
+                "global_position": first_global + offset,
+                "data": message.to_dict(),
+                "metadata": entry.metadata,
+                "correlation_id": _as_uuid(entry.metadata["correlation_id"]),
+                "causation_id": _as_uuid(entry.metadata.get("causation_id")),
+                "time": entry.time,
+            },
         )
         rows.append(entry.row)
         message._with_metadata(metadata_of(entry.row))
@@ -110,6 +123,10 @@ def append(entries):
     except IntegrityError as exc:
         raise ConcurrencyError(f"Another writer appended to {', '.join(streams)} first") from exc
     return rows
+
+
+def _as_uuid(value):
+    return value if value is None or isinstance(value, uuid.UUID) else uuid.UUID(value)
 
 
 def metadata_of(row):
