@@ -76,6 +76,14 @@ TEMPLATES = [
 _SQLITE_FILE = os.environ.get("INSPECTOR_SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=0)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Parameters bound on the server, and statements run often prepared once per
+        # connection: PostgreSQL then skips parsing and planning the hot path's statements.
+        # Set INSPECTOR_PG_PREPARE=0 behind a transaction-pooling proxy such as PgBouncer.
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            {"server_side_binding": True}
+            | ({"prepare_threshold": 5} if env_bool("INSPECTOR_PG_PREPARE", True) else {})
+        )
 else:
     DATABASES = {
         "default": {

@@ -32,7 +32,12 @@ def _adapter(field, conn):
     if kind in ("CharField", "TextField"):
         return _text
     if kind in ("IntegerField", "BigIntegerField", "PositiveIntegerField", "SmallIntegerField"):
-        return _integer
+        adapt_typed = conn.ops.adapt_integerfield_value  # psycopg 3 wants the column's width
+
+        def adapt_integer(value):
+            return adapt_typed(_integer(value), kind)
+
+        return adapt_integer
     if kind == "UUIDField" and vendor in ("sqlite", "postgresql"):
         native = conn.features.has_native_uuid_field
 
