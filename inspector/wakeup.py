@@ -1,20 +1,33 @@
-"""Tell idle workers that runs are due: LISTEN/NOTIFY on PostgreSQL, a short poll elsewhere."""
+"""Tell idle workers that runs are due: LISTEN/NOTIFY on PostgreSQL; elsewhere workers in
+the same process (the embedded default) are woken directly and the others poll briefly."""
 
 import logging
-import time
+import threading
 
-from django.db import connection
+from django.db import connection, transaction
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "inspector_runs"
 
 
+_local = threading.Condition()
+_local_wakeups = [0]  # bumped on every commit that queued runs in this process
+
+
 def notify_workers():
-    """Wake listening workers when the current transaction commits (PostgreSQL only)."""
+    """Wake waiting workers when the current transaction commits."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+    else:
+        transaction.on_commit(_wake_local_workers)
+
+
+def _wake_local_workers():
+    with _local:
+        _local_wakeups[0] += 1
+        _local.notify_all()
 
 
 class Waiter:
@@ -23,6 +36,7 @@ class Waiter:
     def __init__(self, *, poll_interval):
         self.poll_interval = poll_interval
         self._listener = None
+        self._seen = _local_wakeups[0]
         if connection.vendor == "postgresql":
             import psycopg
 
@@ -35,7 +49,9 @@ class Waiter:
 
     def wait(self):
         if self._listener is None:
-            time.sleep(self.poll_interval)
+            with _local:  # returns at once if runs were queued since the last wait
+                _local.wait_for(lambda: _local_wakeups[0] != self._seen, self.poll_interval)
+                self._seen = _local_wakeups[0]
             return
         try:
             for _ in self._listener.notifies(timeout=self.poll_interval, stop_after=1):

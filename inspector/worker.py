@@ -11,7 +11,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from inspector import feed, store
-from inspector.models import HandlerRun, HandlerState, RunStatus
+from inspector.models import HandlerRun, RunStatus
 from inspector.wakeup import Waiter
 
 logger = logging.getLogger(__name__)
@@ -98,10 +98,10 @@ class Worker:
                 "AND d.stream = r.stream AND d.position < r.position AND d.status = 'dead'))"
             )
             params.extend(parked)
-        paused = list(HandlerState.objects.filter(paused=True).values_list("handler", flat=True))
-        if paused:
-            sql.append(f"AND r.handler NOT IN ({', '.join(['%s'] * len(paused))})")
-            params.extend(paused)
+        sql.append(
+            "AND NOT EXISTS (SELECT 1 FROM inspector_handlerstate s "
+            "WHERE s.handler = r.handler AND s.paused)"
+        )
         if self.handlers is not None:
             sql.append(f"AND r.handler IN ({', '.join(['%s'] * len(self.handlers))})")
             params.extend(sorted(self.handlers))
@@ -126,31 +126,57 @@ class Worker:
                 break
         if not chosen:
             return []
-        with transaction.atomic():
-            # Re-checked under the write lock: another worker may have taken some meanwhile.
-            rows = HandlerRun.objects.filter(pk__in=chosen).only(
-                "id", "status", "available_at", "claimed_by", "lease_expires_at"
-            )
-            if connection.features.has_select_for_update_skip_locked:
-                rows = rows.select_for_update(skip_locked=True)
-            ids = [run.pk for run in rows if self._is_due(run, now)]
-            if not ids:
-                return []
-            HandlerRun.objects.filter(pk__in=ids).update(
-                status=RunStatus.RUNNING,
-                claimed_by=self.worker_id,
-                lease_expires_at=now + self.lease,
-                updated_at=now,
-            )
-            runs = list(
-                HandlerRun.objects.filter(pk__in=ids)
-                .select_related("message")
-                .order_by("global_position")
-            )
+        if connection.vendor == "postgresql":
+            ids = self._lease_skip_locked(chosen, now)
+        else:
+            ids = self._lease_under_write_lock(chosen, now)
+        if not ids:
+            return []
+        runs = list(
+            HandlerRun.objects.filter(pk__in=ids)
+            .select_related("message")
+            .order_by("global_position")
+        )
         feed.poke()  # the runs are now "running"
         with self._lock:
             self._in_progress.update(run.pk for run in runs)
         return runs
+
+    def _lease_skip_locked(self, chosen, now):
+        """PostgreSQL: one statement locks what no one else holds, re-checks it is still due
+        on the latest row version, and leases it to this worker."""
+        adapt = HandlerRun._meta.get_field("lease_expires_at").get_db_prep_value
+        at, expires = adapt(now, connection), adapt(now + self.lease, connection)
+        marks = ", ".join(["%s"] * len(chosen))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE inspector_handlerrun SET status = 'running', claimed_by = %s, "
+                "lease_expires_at = %s, updated_at = %s "
+                f"WHERE id IN (SELECT id FROM inspector_handlerrun WHERE id IN ({marks}) "
+                "FOR UPDATE SKIP LOCKED) "
+                "AND ((status IN ('pending', 'failed') AND available_at <= %s "
+                "      AND (claimed_by = '' OR lease_expires_at < %s)) "
+                "     OR (status = 'running' AND lease_expires_at < %s)) "
+                "RETURNING id",
+                [self.worker_id, expires, at, *chosen, at, at, at],
+            )
+            return [row[0] for row in cursor.fetchall()]
+
+    def _lease_under_write_lock(self, chosen, now):
+        """SQLite: the IMMEDIATE transaction holds the write lock while the rows are re-read."""
+        with transaction.atomic():
+            rows = HandlerRun.objects.filter(pk__in=chosen).only(
+                "id", "status", "available_at", "claimed_by", "lease_expires_at"
+            )
+            ids = [run.pk for run in rows if self._is_due(run, now)]
+            if ids:
+                HandlerRun.objects.filter(pk__in=ids).update(
+                    status=RunStatus.RUNNING,
+                    claimed_by=self.worker_id,
+                    lease_expires_at=now + self.lease,
+                    updated_at=now,
+                )
+        return ids
 
     @staticmethod
     def _window_was_full(window):

@@ -2,6 +2,7 @@
 
 import io
 import signal
+import threading
 import time
 
 import pytest
@@ -375,3 +376,20 @@ def test_a_stream_stuck_behind_a_retry_does_not_starve_later_streams(async_domai
     assert flaky.filter(status="pending").count() == 249
     later = HandlerRun.objects.filter(message__stream="probe::ping-0")
     assert set(later.values_list("status", flat=True)) == {"succeeded"}
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="PostgreSQL wakes through NOTIFY")
+def test_a_worker_in_the_same_process_starts_at_once_not_at_its_next_poll(async_domain):
+    """The embedded default: a commit that queues runs wakes this process's idle workers."""
+    worker = Worker(worker_id="test-embedded", poll_interval=30.0)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)  # the worker found nothing and is waiting out its 30 s poll
+        started = time.monotonic()
+        append_pings(async_domain, "probe::ping", 1)
+        assert wait_for(lambda: Seen.objects.count() == 2, timeout=10, interval=0.01)
+        assert time.monotonic() - started < 5
+    finally:
+        worker.stop()
+        thread.join(10)
