@@ -73,21 +73,31 @@ class Worker:
         field = HandlerRun._meta.get_field("available_at")
         at = field.get_db_prep_value(now, connection)
         unfinished = "status IN ('pending', 'running', 'failed')"  # = the indexes' condition
-        source = "inspector_handlerrun"
+        earlier_unfinished = (
+            "AND NOT EXISTS (SELECT 1 FROM inspector_handlerrun e WHERE e.handler = r.handler "
+            f"AND e.stream = r.stream AND e.position < r.position AND e.{unfinished})"
+        )
+        head, source = "", "inspector_handlerrun"
         if window:
             # SQLite would rather sort a status range than walk the partial index; tell it.
             hint = " INDEXED BY run_unfinished_order" if connection.vendor == "sqlite" else ""
-            source = (
-                f"(SELECT * FROM inspector_handlerrun{hint} WHERE {unfinished} "
-                f"ORDER BY global_position LIMIT {int(window)})"
+            # An earlier unfinished run of the same stream has a lower global position, so it
+            # is in the window too: ranking the window's runs per stream is the ordering test.
+            head = (
+                "WITH w AS MATERIALIZED (SELECT id, handler, stream, position, global_position, "
+                "status, available_at, claimed_by, lease_expires_at "
+                f"FROM inspector_handlerrun{hint} WHERE {unfinished} "
+                f"ORDER BY global_position LIMIT {int(window)}), "
+                "ranked AS (SELECT w.*, ROW_NUMBER() OVER "
+                "(PARTITION BY handler, stream ORDER BY position) AS nth FROM w) "
             )
+            source, earlier_unfinished = "ranked", "AND r.nth = 1"
         sql = [
-            f"SELECT r.id FROM {source} r WHERE r.{unfinished}",
+            f"{head}SELECT r.id FROM {source} r WHERE r.{unfinished}",
             "AND ((r.status IN ('pending', 'failed') AND r.available_at <= %s",
             "      AND (r.claimed_by = '' OR r.lease_expires_at < %s))",
             "     OR (r.status = 'running' AND r.lease_expires_at < %s))",
-            "AND NOT EXISTS (SELECT 1 FROM inspector_handlerrun e WHERE e.handler = r.handler",
-            f"     AND e.stream = r.stream AND e.position < r.position AND e.{unfinished})",
+            earlier_unfinished,
         ]
         params = [at, at, at]
         parked = [spec.name for spec in self.domain.handlers() if spec.park_on_failure]
@@ -143,22 +153,27 @@ class Worker:
         return runs
 
     def _lease_skip_locked(self, chosen, now):
-        """PostgreSQL: one statement locks what no one else holds, re-checks it is still due
-        on the latest row version, and leases it to this worker."""
+        """PostgreSQL, one statement: lock the chosen rows no one else holds, re-check on the
+        locked (latest) versions that they are still due, and lease them to this worker.
+
+        The due test reads the locked rows, not the table, so the plan stays a primary-key
+        lookup whatever the planner believes about the status indexes.
+        """
         adapt = HandlerRun._meta.get_field("lease_expires_at").get_db_prep_value
         at, expires = adapt(now, connection), adapt(now + self.lease, connection)
         marks = ", ".join(["%s"] * len(chosen))
         with connection.cursor() as cursor:
             cursor.execute(
-                "UPDATE inspector_handlerrun SET status = 'running', claimed_by = %s, "
-                "lease_expires_at = %s, updated_at = %s "
-                f"WHERE id IN (SELECT id FROM inspector_handlerrun WHERE id IN ({marks}) "
-                "FOR UPDATE SKIP LOCKED) "
-                "AND ((status IN ('pending', 'failed') AND available_at <= %s "
-                "      AND (claimed_by = '' OR lease_expires_at < %s)) "
-                "     OR (status = 'running' AND lease_expires_at < %s)) "
-                "RETURNING id",
-                [self.worker_id, expires, at, *chosen, at, at, at],
+                "WITH locked AS MATERIALIZED ("
+                "  SELECT id, status, available_at, claimed_by, lease_expires_at "
+                f"  FROM inspector_handlerrun WHERE id IN ({marks}) FOR UPDATE SKIP LOCKED) "
+                "UPDATE inspector_handlerrun r SET status = 'running', claimed_by = %s, "
+                "lease_expires_at = %s, updated_at = %s FROM locked l WHERE r.id = l.id "
+                "AND ((l.status IN ('pending', 'failed') AND l.available_at <= %s "
+                "      AND (l.claimed_by = '' OR l.lease_expires_at < %s)) "
+                "     OR (l.status = 'running' AND l.lease_expires_at < %s)) "
+                "RETURNING r.id",
+                [*chosen, self.worker_id, expires, at, at, at, at],
             )
             return [row[0] for row in cursor.fetchall()]
 
