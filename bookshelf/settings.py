@@ -87,7 +87,7 @@ if os.environ.get("DATABASE_URL"):
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "inspector.backends.sqlite3",  # writers queue instead of sleeping
             "NAME": _SQLITE_FILE,
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
