@@ -24,9 +24,15 @@ SYNC_LEASE = timedelta(minutes=5)
 _sync_queue = ContextVar("inspector_sync_queue", default=None)
 
 
+_owner = {"pid": None, "name": ""}
+
+
 def process_owner():
-    """Who holds a claim made by this process: sync dispatch or a worker."""
-    return f"sync:{socket.gethostname()}:{os.getpid()}"
+    """Who holds a claim made by sync dispatch in this process (named again after a fork)."""
+    if _owner["pid"] != os.getpid():
+        _owner["name"] = f"sync:{socket.gethostname()}:{os.getpid()}"
+        _owner["pid"] = os.getpid()
+    return _owner["name"]
 
 
 _paused = {"at": float("-inf"), "names": frozenset()}
