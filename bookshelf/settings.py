@@ -94,6 +94,7 @@ else:
                 "timeout": 30,
                 "init_command": (
                     "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;"
+                    "PRAGMA cache_size=-65536;"  # 64 MB of pages per connection, not 2
                 ),
             },
             "TEST": {"NAME": os.environ.get("INSPECTOR_SQLITE_TEST_PATH", _SQLITE_FILE + "-test")},
