@@ -13,12 +13,19 @@ newest flows still have failed and pending runs. ~50k streams at 1M messages: 20
 are placed, confirmed and shipped again and again on one stream each, 3,300 books with their
 inventories, in five categories; 2,000 customer names in `customer_name`.
 
+The store indexer (inspector/indexer.py) then reads the loaded store as it would in the
+background, up to `--tail` messages before the end, and its catch-up time is printed; the
+payload searches are timed once with that unindexed tail (what a search scans while the indexer
+is that far behind), then the indexer catches up.
+
 Then, in this process, Django's test `Client` logged in as a superuser (DEBUG off) times
-`--requests` GETs of each page after one warm-up: the live list `/inspector/`, a search (type
-OrderPlaced and the payload field `customer_name=<a customer>`), a stream page and a message
-page, each request on a different customer, stream or message; and, beside them, the other
-inspector pages with fewer requests. Prints one figure a line; for a page whose p95 is over
-the target, the slowest queries of one request with their EXPLAIN.
+`--requests` GETs of each page after one warm-up: the live list `/inspector/`; payload searches
+(`customer_name=<a customer>` with type OrderPlaced, with category bookshelf::order and alone,
+the common `total_items=1` alone and with type OrderPlaced, and an absent customer with type
+OrderPlaced); a stream page and a message page, each request on a different customer, stream or
+message; the streams index, the handlers page and /metrics (whole-history counts); and, beside
+them, the other inspector pages with fewer requests. Prints one figure a line; for a page whose
+p95 is over the target, the slowest queries of one request with their EXPLAIN.
 """
 
 import argparse
@@ -47,6 +54,7 @@ from benchlib import (  # noqa: E402
 )
 
 P95_TARGET_MS = 50
+METRICS_TARGET_MS = 100  # /metrics: a scrape, not a page
 FIRST = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy"]
 FIRST += ["Mallory", "Niaj", "Olivia", "Peggy", "Rupert", "Sybil", "Trent", "Uma", "Victor"]
 FIRST += ["Walter", "Xena", "Yusuf", "Zoe", "Amara", "Bilal", "Chen", "Dara", "Emeka", "Farah"]
@@ -86,6 +94,12 @@ def parse_args(argv=None):
         help="Build the SQLite database here and keep it; an already loaded file is reused.",
     )
     parser.add_argument("--analyze", action="store_true", help="Run ANALYZE on SQLite first.")
+    parser.add_argument(
+        "--tail",
+        type=int,
+        default=2000,
+        help="Messages left to the indexer when the payload searches are first timed (0 skips).",
+    )
     parser.add_argument("--seed", type=int, default=5)
     return parser.parse_args(argv)
 
@@ -697,6 +711,42 @@ def settle_database(args):
         return "no ANALYZE (the app never runs it)"
 
 
+def catch_up(leave=0):
+    """Run the store indexer as its thread would, stopping `leave` messages before the end."""
+    from inspector import indexer
+    from inspector.models import Message
+
+    last = Message.objects.order_by("-global_position").values_list("global_position", flat=True)
+    stop = (last.first() or 0) - leave
+    total, batch = 0, 10 * indexer.BATCH  # catch-up batches: fewer, longer transactions
+    while True:
+        position = indexer_position()
+        if position >= stop:
+            return total
+        step = indexer.read_step(batch=min(batch, stop - position))
+        if not indexer.apply_step(step):
+            return total
+        total += step.messages
+
+
+def indexer_position():
+    from inspector.payload_index import indexed_position
+
+    return indexed_position()
+
+
+def indexer_behind():
+    from inspector.models import Message
+
+    return Message.objects.filter(global_position__gt=indexer_position()).count()
+
+
+def index_rows():
+    from inspector.indexer import INDEX_TABLES
+
+    return ", ".join(f"{m.__name__} {m.objects.count():,}" for m in INDEX_TABLES)
+
+
 def database_size():
     from django.db import connection
 
@@ -731,6 +781,7 @@ def samples(rng, count):
         "messages": [str(pk) for pk, _, _ in picked],
         "streams": list(dict.fromkeys(stream for _, stream, _ in picked)),
         "customers": rng.sample(customers, len(customers)),
+        "middle": last // 2,  # a keyset cursor halfway down the store
     }
 
 
@@ -741,17 +792,48 @@ def page_urls(picks, count):
         return [values[i % len(values)] for i in range(n)]
 
     n = count + 1
-    search = [
-        "/inspector/search/?" + urlencode({"type": "OrderPlaced", "field": f"customer_name={c}"})
-        for c in cycle(picks["customers"], n)
-    ]
     return {
         "live list /inspector/": ["/inspector/"] * n,
-        "search type + customer_name": search,
+        **search_urls(picks, n),
         "stream page": [
             f"/inspector/streams/stream/{quote(s, safe=':')}/" for s in cycle(picks["streams"], n)
         ],
         "message page": [f"/inspector/messages/{m}/" for m in cycle(picks["messages"], n)],
+        "streams index /inspector/streams/": ["/inspector/streams/"] * n,
+        "handlers /inspector/handlers/": ["/inspector/handlers/"] * n,
+        "metrics /metrics": ["/metrics"] * n,
+    }
+
+
+def cycle(values, n):
+    return [values[i % len(values)] for i in range(n)]
+
+
+def search_urls(picks, n):
+    """{name: [url per request]} of the payload searches: a customer (~100 orders each), a
+    common value (~40% of orders), a customer nobody is; with and without type or category."""
+
+    def search(**params):
+        return "/inspector/search/?" + urlencode(params)
+
+    customers = cycle(picks["customers"], n)
+    absent = [f"Nobody {i}" for i in range(n)]
+    return {
+        "search type + customer_name": [
+            search(type="OrderPlaced", field=f"customer_name={c}") for c in customers
+        ],
+        "search category + customer_name": [
+            search(category="bookshelf::order", field=f"customer_name={c}") for c in customers
+        ],
+        "search customer_name alone": [search(field=f"customer_name={c}") for c in customers],
+        "search total_items=1 (common) alone": [search(field="total_items=1")] * n,
+        "search type + total_items=1 (common), page 2": [
+            search(type="OrderPlaced", field="total_items=1", after=picks["middle"])
+        ]
+        * n,
+        "search type + absent customer_name": [
+            search(type="OrderPlaced", field=f"customer_name={c}") for c in absent
+        ],
     }
 
 
@@ -759,15 +841,22 @@ def other_page_urls(picks, count):
     n = count + 1
     order = next(s for s in picks["streams"] if s.startswith("bookshelf::order-"))
     flow = picks["messages"][0]
+    customer = picks["customers"][0]
     return {
-        "streams index /inspector/streams/": ["/inspector/streams/"] * n,
         "category page (bookshelf::order)": ["/inspector/streams/category/bookshelf::order/"] * n,
-        "handlers /inspector/handlers/": ["/inspector/handlers/"] * n,
         "workflow map /inspector/map/": ["/inspector/map/"] * n,
         "search, one stream": ["/inspector/search/?" + urlencode({"stream": order})] * n,
         "search, failed runs": ["/inspector/search/?run_status=failed"] * n,
+        "search, failed runs + total_items=1": [
+            "/inspector/search/?" + urlencode({"run_status": "failed", "field": "total_items=1"})
+        ]
+        * n,
+        "search, succeeded runs + customer_name": [
+            "/inspector/search/?"
+            + urlencode({"run_status": "succeeded", "field": f"customer_name={customer}"})
+        ]
+        * n,
         "message diagram.svg": [f"/inspector/messages/{flow}/diagram.svg"] * n,
-        "metrics /metrics": ["/metrics"] * n,
     }
 
 
@@ -785,15 +874,20 @@ def time_page(client, urls):
     return [ms for ms, _ in durations], statuses, sizes, durations[-1][1]
 
 
+def target_of(name):
+    return METRICS_TARGET_MS if "/metrics" in name else P95_TARGET_MS
+
+
 def report_page(name, durations, statuses, sizes):
     p50, p95 = percentile(durations, 0.5), percentile(durations, 0.95)
     status = ", ".join(f"{code}×{n}" for code, n in sorted(statuses.items()))
+    target = target_of(name)
     print(
-        f"{name} p50 ms: {p50:.1f} | p95 ms: {p95:.1f} | target p95 ≤ {P95_TARGET_MS}:"
-        f" {ratio(p95, P95_TARGET_MS)} | max ms: {durations[-1]:.1f}"
+        f"{name} p50 ms: {p50:.1f} | p95 ms: {p95:.1f} | target p95 ≤ {target}:"
+        f" {ratio(p95, target)} | max ms: {durations[-1]:.1f}"
         f" ({len(durations)} requests, HTTP {status}, {sum(sizes) // len(sizes) // 1024} KB avg)"
     )
-    return p95
+    return p95 / target
 
 
 def explain(client, name, url, top=3):
@@ -877,6 +971,9 @@ def run_pages(args, where):
         log("reusing the loaded database")
     else:
         loaded = load(args)
+    started = time.monotonic()
+    indexed = catch_up(leave=args.tail)
+    indexing = time.monotonic() - started
     settled = settle_database(args)
 
     user = get_user_model().objects.filter(username="bench-admin").first()
@@ -900,6 +997,12 @@ def run_pages(args, where):
         print(f"streams: {streams:,}")
         print(f"load s: {seconds:.1f} ({(messages + runs) / seconds:,.0f} rows/s)")
     print(f"database size MB: {database_size() / 2**20:,.0f}")
+    print(
+        f"store indexer s: {indexing:.1f} ({indexed:,} messages, {indexed / indexing:,.0f}/s;"
+        f" {args.tail:,} left for the tail)"
+        if indexed
+        else "store indexer: nothing to read"
+    )
     matches = [
         Message.objects.filter(type="bookshelf.OrderPlaced.v1", data__customer_name=c).count()
         for c in picks["customers"][:5]
@@ -907,17 +1010,27 @@ def run_pages(args, where):
     print(f"OrderPlaced matches of the first 5 searched customers: {matches}")
 
     slow = {}
+    if args.tail:
+        print(f"payload searches with {indexer_behind():,} messages not yet indexed:")
+        for name, urls in search_urls(picks, max(args.requests // 3, 5) + 1).items():
+            durations, statuses, sizes, slowest = time_page(client, urls)
+            if report_page(f"  {name}", durations, statuses, sizes) > 1:
+                slow[f"{name} (unindexed tail)"] = slowest
+    started = time.monotonic()
+    caught_up = catch_up()
+    print(f"store indexer catch-up s: {time.monotonic() - started:.1f} ({caught_up:,} messages)")
+    print(f"store index rows: {index_rows()}")
     cpu, started = cpu_counters(), time.monotonic()
     for name, urls in page_urls(picks, args.requests).items():
         durations, statuses, sizes, slowest = time_page(client, urls)
-        if report_page(name, durations, statuses, sizes) > P95_TARGET_MS:
+        if report_page(name, durations, statuses, sizes) > 1:
             slow[name] = slowest
     report_cpu(cpu, cpu_counters(), time.monotonic() - started, "the timed requests")
     if args.other_requests:
         print("other pages (not in the issue's list; fewer requests):")
         for name, urls in other_page_urls(picks, args.other_requests).items():
             durations, statuses, sizes, slowest = time_page(client, urls)
-            if report_page(f"  {name}", durations, statuses, sizes) > P95_TARGET_MS:
+            if report_page(f"  {name}", durations, statuses, sizes) > 1:
                 slow[name] = slowest
     print(f"load average after (1 min): {os.getloadavg()[0]:.2f}")
     print(f"peak RSS MB: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")

@@ -13,16 +13,19 @@ _lock = threading.Lock()
 
 
 def start_embedded_worker():
-    """Start one worker thread in this process, once; a no-op when disabled in settings."""
+    """Start one worker thread and the store indexer in this process, once; a no-op when
+    disabled in settings."""
     global _started
     if not settings.INSPECTOR.get("embedded_worker", False):
         return None
     with _lock:
         if _started is None:
+            from inspector.indexer import start_indexer_thread
             from inspector.worker import Worker
 
             worker = Worker(worker_id=f"embedded:{socket.gethostname()}:{os.getpid()}")
             thread = threading.Thread(target=worker.run, name="inspector-embedded", daemon=True)
             thread.start()
+            start_indexer_thread()  # keeps the inspector's counts and payload search fast
             _started = worker
     return _started

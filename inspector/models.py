@@ -57,7 +57,8 @@ class Message(models.Model):
 
 
 class StoreSequence(models.Model):
-    """The global position counter; its row lock orders appends in commit order."""
+    """The global position counter where writers run concurrently (PostgreSQL): its row lock
+    orders appends in commit order. SQLite's single writer reads the highest position instead."""
 
     name = models.CharField(max_length=50, primary_key=True)
     value = models.BigIntegerField(default=-1)
@@ -217,3 +218,115 @@ class HandlerState(models.Model):
 
     def __str__(self):
         return f"{self.handler} ({'paused' if self.paused else 'running'})"
+
+
+# The store indexer's tables (inspector/indexer.py writes them; nothing on the append path does).
+
+
+class IndexerPosition(models.Model):
+    """How far the store indexer has read the store, and how many steps it has taken.
+
+    Every message and run up to `position` is in the tables below; readers count and search
+    what lies beyond it in the store itself. Each step moves both values compare-and-set, so
+    indexers in several processes never apply the same work twice.
+    """
+
+    name = models.CharField(max_length=50, primary_key=True)
+    position = models.BigIntegerField(default=-1)
+    steps = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.name}@{self.position}"
+
+
+class MessageTally(models.Model):
+    """Messages of one type in one category up to the indexer's position."""
+
+    category = models.CharField(max_length=255)
+    type = models.CharField(max_length=255)
+    messages = models.BigIntegerField(default=0)
+    last_global_position = models.BigIntegerField(default=-1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["category", "type"], name="message_tally_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.category} {self.type}: {self.messages}"
+
+
+class PayloadKey(models.Model):
+    """A top-level payload key seen on messages of one type in one category.
+
+    A payload search probes one digest per (category, type) that has the key.
+    """
+
+    category = models.CharField(max_length=255)
+    type = models.CharField(max_length=255)
+    key = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "category", "type"], name="payload_key_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.type}.{self.key}"
+
+
+class PayloadValue(models.Model):
+    """One top-level scalar payload field of one message, as a 64-bit digest of its category,
+    type, key and value: the (digest, global position) key is the index a payload search walks
+    newest first, and stays small whatever the values look like."""
+
+    pk = models.CompositePrimaryKey("digest", "global_position")
+    digest = models.BigIntegerField()
+    global_position = models.BigIntegerField()
+
+    def __str__(self):
+        return f"{self.digest}@{self.global_position}"
+
+
+class RunTally(models.Model):
+    """Runs of one handler that ended for good (succeeded or resolved) up to the indexer's
+    position, with the duration histogram of the succeeded ones (counts per bucket bound in
+    microseconds, "inf" above the last bound)."""
+
+    handler = models.CharField(max_length=255)
+    status = models.CharField(max_length=10, choices=RunStatus.choices)
+    runs = models.BigIntegerField(default=0)
+    timed = models.BigIntegerField(default=0)  # runs with a duration
+    duration_us_sum = models.BigIntegerField(default=0)
+    buckets = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["handler", "status"], name="run_tally_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.handler} {self.status}: {self.runs}"
+
+
+class OpenRun(models.Model):
+    """A run the indexer passed while it could still change status; it is counted live from
+    the run itself until it has succeeded or been resolved, then joins its handler's tally."""
+
+    run = models.OneToOneField(
+        HandlerRun, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+
+    def __str__(self):
+        return str(self.run_id)
+
+
+class HandlerLastAttempt(models.Model):
+    """The latest failed attempt of one handler's runs the indexer has seen; the handlers
+    page adds the few attempts recorded since instead of grouping every attempt by handler."""
+
+    handler = models.CharField(max_length=255, primary_key=True)
+    attempt_id = models.BigIntegerField()
+
+    def __str__(self):
+        return f"{self.handler}: attempt {self.attempt_id}"

@@ -6,15 +6,16 @@ OFFSET, and every page reads a fixed number of queries however much history ther
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, Prefetch, Q, Sum
+from django.db.models import Count, F, Max, Min, Prefetch
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
+from inspector import payload_index, tallies
 from inspector.domain import current_domain
 from inspector.models import (
     UNFINISHED,
@@ -32,8 +33,8 @@ SPARK_MINUTES = 60
 HISTORY_PREFIX_LIMIT = 5000  # earlier messages folded into an aggregate's history page
 TIME_SKEW = timedelta(hours=1)  # the longest a unit of work may hold messages before commit
 WRITES_SAMPLE = 1000  # raised message ids looked up to learn where handlers write
-# Upper bounds (seconds) of the run-duration histogram, counted in SQL at scrape time.
-DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+DURATION_BUCKETS = tallies.DURATION_BUCKETS  # upper bounds (seconds) of the run histogram
+SEARCH_ROUND_CANDIDATES = 8000  # payload-index positions checked at most per round of a search
 
 
 @dataclass
@@ -58,21 +59,42 @@ def _runs_prefetch():
     return Prefetch("runs", queryset=HandlerRun.objects.order_by("handler"))
 
 
+def _with_listed_runs(messages):
+    """Each message with its runs as `listed_runs`, in one query and only what a run badge
+    shows: a prefetch would clone a queryset per message and load every traceback."""
+    messages = list(messages)
+    fields = ("id", "message", "handler", "status", "attempts", "duration_us", "error_type")
+    runs = {}
+    for run in (
+        HandlerRun.objects.filter(message__in=[m.pk for m in messages])
+        .only(*fields)
+        .order_by("handler")
+    ):
+        runs.setdefault(run.message_id, []).append(run)
+    for message in messages:
+        message.listed_runs = runs.get(message.pk, [])
+    return messages
+
+
 # Streams ------------------------------------------------------------------------------------
 
 
 def category_list():
     """Every stream category with its message count and latest message time.
 
-    Counting reads only the (category, global_position) index; the times of the few last
-    messages come from a second query by global position.
+    The counts are the store indexer's tallies plus the messages beyond its position, read in
+    one statement (inspector/tallies.py); the times of the few last messages come from a second
+    query by global position.
     """
-    rows = list(
-        Message.objects.order_by()
-        .values("category")
-        .annotate(messages=Count("*"), last_global_position=Max("global_position"))
-        .order_by("category")
-    )
+    by_category = {}
+    for entry in tallies.message_counts():
+        row = by_category.setdefault(
+            entry.category,
+            {"category": entry.category, "messages": 0, "last_global_position": -1},
+        )
+        row["messages"] += entry.messages
+        row["last_global_position"] = max(row["last_global_position"], entry.last_global_position)
+    rows = [by_category[category] for category in sorted(by_category)]
     times = dict(
         Message.objects.filter(
             global_position__in=[row["last_global_position"] for row in rows]
@@ -253,20 +275,21 @@ def handler_known(name):
     return name in registered or HandlerRun.objects.filter(handler=name).exists()
 
 
-def handler_run_counts():
-    """{handler: {status: runs}} in one grouped query."""
-    counts = {}
-    rows = HandlerRun.objects.order_by().values("handler", "status").annotate(runs=Count("*"))
-    for row in rows:
-        counts.setdefault(row["handler"], {})[row["status"]] = row["runs"]
-    return counts
+def handler_run_counts(totals=None):
+    """{handler: {status: runs}}: the indexer's tallies plus live counts, in one statement."""
+    totals = tallies.run_totals() if totals is None else totals
+    return {
+        handler: {status: runs for status, runs in entry.counts.items() if runs}
+        for handler, entry in totals.items()
+    }
 
 
 def handler_stats_list(*, now=None):
     """Every handler's health, in a fixed handful of queries whatever the history's size."""
     now = now or timezone.now()
     specs = {spec.name: spec for spec in current_domain.handlers()}
-    counts = handler_run_counts()
+    known = tallies.positions()
+    counts = handler_run_counts(tallies.run_totals(known))
     names = list(specs) + sorted(name for name in counts if name not in specs)
     stats = {name: _stats_for(name, specs.get(name)) for name in names}
     for name, by_status in counts.items():
@@ -297,7 +320,7 @@ def handler_stats_list(*, now=None):
     for entry in stats.values():
         entry.sparkline = entry.sparkline or [0] * SPARK_MINUTES
 
-    for name, error in last_errors().items():
+    for name, error in last_errors(known).items():
         if name in stats:
             stats[name].last_error = error
 
@@ -379,14 +402,9 @@ def throughput(names, *, now=None, minutes=SPARK_MINUTES):
     return series
 
 
-def last_errors():
-    """{handler: LastError}: each handler's most recent failed attempt, in one query."""
-    latest = (
-        HandlerAttempt.objects.order_by()
-        .values("run__handler")
-        .annotate(last=Max("pk"))
-        .values("last")
-    )
+def last_errors(known=None):
+    """{handler: LastError}: each handler's most recent failed attempt, in two queries."""
+    latest = tallies.last_attempt_ids(known).values()
     attempts = HandlerAttempt.objects.filter(pk__in=latest).select_related("run")
     return {
         attempt.run.handler: LastError(
@@ -446,6 +464,15 @@ class MessageFilters:
 def message_search(*, filters, after=None, limit=None):
     """Messages matching `filters`, newest first, older than global position `after`."""
     limit = limit or PAGE_SIZE
+    if _uses_payload_index(filters):
+        rows = _indexed_payload_search(filters, after=after, want=limit + 1)
+    else:
+        rows = _with_listed_runs(_scan(filters, after=after).defer("metadata")[: limit + 1])
+    return _page(rows, limit, lambda message: message.global_position)
+
+
+def _matching(filters, bounds):
+    """Every filter but the payload field, as a queryset of messages."""
     rows = Message.objects.all()
     if filters.types:
         rows = rows.filter(type__in=filters.types)
@@ -459,59 +486,166 @@ def message_search(*, filters, after=None, limit=None):
         rows = rows.filter(time__gte=filters.since)
     if filters.until:
         rows = rows.filter(time__lte=filters.until)
-    if filters.since or filters.until:
-        rows = rows.filter(_time_window_positions(filters.since, filters.until))
+    low, high = bounds
+    if low is not None:
+        rows = rows.filter(global_position__gt=low)
+    if high is not None:
+        rows = rows.filter(global_position__lt=high)
     if filters.run_status or filters.handler:
-        runs = HandlerRun.objects.all()
-        if filters.run_status:
-            runs = runs.filter(status=filters.run_status)
-        if filters.handler:
-            runs = runs.filter(handler=filters.handler)
         # Runs carry their message's global position: a semi-join on it merges with the
         # newest-first scan instead of probing every message's runs.
-        rows = rows.filter(global_position__in=runs.values("global_position"))
+        rows = rows.filter(global_position__in=_runs_matching(filters).values("global_position"))
+    return rows
+
+
+def _runs_matching(filters):
+    runs = HandlerRun.objects.all()
+    if filters.run_status:
+        runs = runs.filter(status=filters.run_status)
+    if filters.handler:
+        runs = runs.filter(handler=filters.handler)
+    return runs
+
+
+def _scan(filters, *, after=None, above=None, bounds=None):
+    """Matching messages newest first, read from the store itself (payload by JSON)."""
+    bounds = bounds or _time_window_bounds(filters.since, filters.until)
+    rows = _matching(filters, bounds)
     if filters.payload_path:
         rows = _payload_match(rows, filters.payload_path, filters.payload_value)
     if after is not None:
         rows = rows.filter(global_position__lt=after)
+    if above is not None:
+        rows = rows.filter(global_position__gt=above)
     ordering = "-global_position"
     if filters.payload_path and connection.vendor == "postgresql":
         # PostgreSQL can misjudge how rare a payload match is and walk the whole
         # global-position index backwards; ordering on an expression leaves it the GIN index.
         rows = rows.alias(newest=F("global_position") + 0)
         ordering = "-newest"
-    rows = list(rows.order_by(ordering).prefetch_related(_runs_prefetch())[: limit + 1])
-    return _page(rows, limit, lambda message: message.global_position)
+    return rows.order_by(ordering)
 
 
-def _time_window_positions(since, until):
-    """Global positions bounding a time window, from one probe of the time index per bound.
+def _uses_payload_index(filters):
+    """A top-level scalar field, unless a narrower index leads: a stream, a correlation, or a
+    run status other than succeeded (few runs are failed, dead or waiting; the scan starts
+    from them)."""
+    path = filters.payload_path
+    return (
+        len(path) == 1
+        and payload_index.indexable_key(path[0])
+        and payload_index.canonical(filters.payload_value) is not None
+        and not filters.stream
+        and not filters.correlation_id
+        and filters.run_status in ("", RunStatus.SUCCEEDED)
+    )
+
+
+def _indexed_payload_search(filters, *, after, want):
+    """Up to `want` messages with the payload field, newest first, from two sources.
+
+    Beyond the store indexer's position (a second's worth of messages while it keeps up) the
+    store is scanned as before; up to it, the payload index gives each (category, type)'s
+    matches newest first. Type and category are part of each digest, so with only those
+    filters the first round is the answer; time and run filters are checked on each round's
+    candidates, in rounds eight times larger, until the page is full or the index runs out.
+    """
+    key, value = filters.payload_path[0], filters.payload_value
+    position = payload_index.indexed_position()
+    bounds = _time_window_bounds(filters.since, filters.until)
+    low, high = bounds
+    above = -1 if low is None else low
+    top = min((b for b in (after, high) if b is not None), default=None)
+    positions = []
+    if top is None or top > position + 1:
+        tail = dict(below=top, above=max(above, position), bounds=bounds)
+        positions = _tail_positions(filters, want=want, **tail)
+    below = position + 1 if top is None else min(top, position + 1)
+    digests = payload_index.digests_for(key, value, types=filters.types, category=filters.category)
+    per_digest = want
+    while len(positions) < want and digests and below > above + 1:
+        candidates, floor = payload_index.newest(
+            digests, below=below, above=above, per_digest=per_digest
+        )
+        candidates = _kept(filters, candidates)
+        positions.extend(candidates[: want - len(positions)])
+        if floor is None:
+            break
+        below = floor
+        per_digest = min(per_digest * 8, max(want, SEARCH_ROUND_CANDIDATES // len(digests)))
+    rows = Message.objects.filter(global_position__in=positions).defer("metadata")
+    # A 64-bit digest could collide; the payload itself decides.
+    rows = [
+        row
+        for row in rows.order_by("-global_position")
+        if row.global_position > position or payload_index.holds(row.data, key, value)
+    ]
+    return _with_listed_runs(rows)
+
+
+def _tail_positions(filters, *, below, above, bounds, want):
+    """Matches the indexer has not read yet, newest first, scanned with the JSON lookup.
+
+    A run filter is checked on each round's rows rather than joined: joined, SQLite would
+    gather every succeeded run's position first.
+    """
+    runs = bool(filters.run_status or filters.handler)
+    others = replace(filters, run_status="", handler="")
+    scan = _scan(others, after=below, above=above, bounds=bounds)
+    scan = scan.values_list("global_position", flat=True)
+    positions, size = [], want
+    while len(positions) < want:
+        chunk = list(scan[:size])
+        positions += _kept(filters, chunk, times=False)[: want - len(positions)] if runs else chunk
+        if len(chunk) < size or not runs:
+            break
+        scan, size = scan.filter(global_position__lt=chunk[-1]), size * 8
+    return positions[:want]
+
+
+def _kept(filters, candidates, *, times=True):
+    """The candidates (newest first) that also pass the time and run filters."""
+    if not candidates:
+        return candidates
+    kept = set(candidates)
+    if times and (filters.since or filters.until):
+        rows = Message.objects.filter(global_position__in=candidates)
+        if filters.since:
+            rows = rows.filter(time__gte=filters.since)
+        if filters.until:
+            rows = rows.filter(time__lte=filters.until)
+        kept &= set(rows.values_list("global_position", flat=True))
+    if filters.run_status or filters.handler:
+        runs = _runs_matching(filters).filter(global_position__in=candidates)
+        kept &= set(runs.values_list("global_position", flat=True))
+    return [p for p in candidates if p in kept]
+
+
+def _time_window_bounds(since, until):
+    """Global positions bounding a time window (exclusive; None: unbounded), from one probe
+    of the time index per bound.
 
     Without them a newest-first scan of an old window reads every newer message first. A
     message's time is stamped when it is recorded and its global position when its unit of
     work commits, so both orders agree except within one transaction's lifetime: bounds
     taken TIME_SKEW beyond the window never cut off a message that is inside it.
     """
-    bounds = Q()
+    low = high = None
     if since is not None:
-        before = (
+        low = (
             Message.objects.filter(time__lt=since - TIME_SKEW)
             .order_by("-time")
             .values_list("global_position", flat=True)
             .first()
         )
-        if before is not None:
-            bounds &= Q(global_position__gt=before)
     if until is not None:
-        after = (
+        high = (
             Message.objects.filter(time__gt=until + TIME_SKEW)
             .order_by("time")
             .values_list("global_position", flat=True)
             .first()
         )
-        if after is not None:
-            bounds &= Q(global_position__lt=after)
-    return bounds
+    return low, high
 
 
 def _payload_match(rows, path, value):
@@ -564,30 +698,21 @@ class MetricsSnapshot:
 
 
 def metrics_snapshot(*, now=None):
-    """Everything /metrics exposes, read at scrape time in six grouped queries."""
+    """Everything /metrics exposes, read at scrape time in five small queries.
+
+    Message and run counts and the duration histogram are the store indexer's tallies plus
+    what it has not folded in yet (inspector/tallies.py); the kind comes from the registry.
+    """
     now = now or timezone.now()
-    # Grouped by type alone, so only the (type, global_position) index is read; the kind
-    # comes from the registry.
-    messages_by_type = [
-        (row["type"], _kind_of(row["type"]), row["n"])
-        for row in Message.objects.order_by().values("type").annotate(n=Count("*")).order_by("type")
-    ]
-    buckets = {
-        f"b{i}": Count("pk", filter=Q(duration_us__lte=round(bound * 1_000_000)))
-        for i, bound in enumerate(DURATION_BUCKETS)
-    }
+    by_type = {}
+    for entry in tallies.message_counts():
+        by_type[entry.type] = by_type.get(entry.type, 0) + entry.messages
+    messages_by_type = [(name, _kind_of(name), by_type[name]) for name in sorted(by_type)]
+    totals = tallies.run_totals()
     durations = [
-        (
-            row["handler"],
-            [row[f"b{i}"] for i in range(len(DURATION_BUCKETS))],
-            row["n"],
-            (row["total"] or 0) / 1_000_000,
-        )
-        for row in HandlerRun.objects.filter(status=RunStatus.SUCCEEDED, duration_us__isnull=False)
-        .order_by()
-        .values("handler")
-        .annotate(n=Count("*"), total=Sum("duration_us"), **buckets)
-        .order_by("handler")
+        (handler, entry.cumulative(), entry.timed, entry.duration_us_sum / 1_000_000)
+        for handler, entry in sorted(totals.items())
+        if entry.timed
     ]
     oldest = {
         row["handler"]: max((now - row["oldest"]).total_seconds(), 0.0)
@@ -599,7 +724,7 @@ def metrics_snapshot(*, now=None):
     last = Message.objects.aggregate(last=Max("global_position"))["last"]
     return MetricsSnapshot(
         messages_by_type=messages_by_type,
-        runs=handler_run_counts(),
+        runs=handler_run_counts(totals),
         durations=durations,
         oldest_unfinished=oldest,
         paused=paused_handlers(),

@@ -5,7 +5,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from inspector import feed
+from inspector import feed, indexer
 from inspector.dispatch import forget_paused_handlers
 from inspector.exceptions import DomainError
 from inspector.models import HandlerRun, HandlerRunReplay, HandlerState, RunStatus
@@ -74,6 +74,9 @@ def _apply(rows, user, reason, action):
     """Record who did what to each run, then move the runs on; inside the caller's transaction."""
     if not rows:
         return
+    dead = [pk for pk, status, _ in rows if status == RunStatus.DEAD]
+    if dead:  # the store indexer counted them as dead: they are about to change
+        indexer.reopen_runs(dead)
     now = timezone.now()
     HandlerRunReplay.objects.bulk_create(
         HandlerRunReplay(

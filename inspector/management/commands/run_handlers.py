@@ -5,6 +5,7 @@ import signal
 from django.core.management.base import BaseCommand
 from django.db import connections
 
+from inspector.indexer import start_indexer_thread
 from inspector.worker import Worker
 
 
@@ -22,6 +23,11 @@ class Command(BaseCommand):
         parser.add_argument("--lease", type=float, default=30.0, help="Lease in seconds.")
         parser.add_argument("--poll", type=float, default=None, help="Idle poll interval (s).")
         parser.add_argument("--batch-size", type=int, default=10, help="Runs claimed at once.")
+        parser.add_argument(
+            "--no-indexer",
+            action="store_true",
+            help="Do not run the store indexer thread beside the workers.",
+        )
 
     def handle(self, *args, **options):
         # A worker process loops on the database: keep connections for a minute (checked
@@ -44,7 +50,10 @@ class Command(BaseCommand):
             count = worker.drain()
             self.stdout.write(f"Ran {count} handler runs worker_id={worker.worker_id}")
             return
+        indexer = None if options["no_indexer"] else start_indexer_thread()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: worker.stop())
         worker.run()
+        if indexer is not None:
+            indexer.stop()
         self.stdout.write(f"Stopped after {worker.processed} runs worker_id={worker.worker_id}")

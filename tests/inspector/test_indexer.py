@@ -1,0 +1,481 @@
+"""The store indexer: payload search through its index and the unindexed tail, exact counts
+from its tallies, and steps that are idempotent and safe beside another indexer."""
+
+import io
+import re
+import threading
+import time
+from html import unescape
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.db.models import Count
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from bookshelf.commands import AdjustStock, ConfirmOrder, PlaceOrder, ShipOrder
+from inspector import indexer, payload_index, selectors, services, tallies
+from inspector.models import (
+    HandlerAttempt,
+    HandlerRun,
+    IndexerPosition,
+    Message,
+    OpenRun,
+    PayloadKey,
+    PayloadValue,
+    RunStatus,
+    RunTally,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+INVENTORY = "bookshelf.InventoryEventHandler"
+NOTIFY = "bookshelf.OrderNotificationHandler"
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def operator(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("operator", "op@example.com"))
+    return client
+
+
+@pytest.fixture
+def order(domain):
+    """Place (and optionally confirm and ship) an order; returns its id."""
+
+    def order(book, *, customer="Alice", quantity=1, ship=True):
+        order_id = domain.process(
+            PlaceOrder(
+                customer_name=customer, items=[{"book_id": str(book.id), "quantity": quantity}]
+            )
+        )
+        if ship:
+            domain.process(ConfirmOrder(order_id=str(order_id)))
+            domain.process(ShipOrder(order_id=str(order_id)))
+        return str(order_id)
+
+    return order
+
+
+@pytest.fixture
+def book(domain, add_book):
+    """A book with stock for many orders."""
+    book = add_book()
+    domain.process(AdjustStock(book_id=str(book.id), amount=1000))
+    return book
+
+
+def search(client, **params):
+    response = client.get(reverse("inspector:search"), params)
+    assert response.status_code == 200, response.content.decode()[:2000]
+    return response
+
+
+def found(client, **params):
+    return [m.global_position for m in search(client, **params).context["page"].items]
+
+
+def expected(key, value, *, types=(), category=""):
+    """The matching global positions newest first, by reading every payload in Python."""
+    rows = Message.objects.order_by("-global_position")
+    if types:
+        rows = rows.filter(type__in=types)
+    if category:
+        rows = rows.filter(category=category)
+    return [
+        m.global_position for m in rows if payload_index.holds(m.data, key, payload_value(value))
+    ]
+
+
+def payload_value(text):
+    from inspector.views.search import parse_field_value
+
+    return parse_field_value(text)
+
+
+def all_pages(client, params):
+    """Every global position a search lists, following its "older" links to the end."""
+    seen, url = [], reverse("inspector:search") + "?" + "&".join(f"{k}={v}" for k, v in params)
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200
+        seen += [m.global_position for m in response.context["page"].items]
+        match = re.search(r'rel="next" href="([^"]+)"', response.content.decode())
+        url = unescape(match.group(1)) if match else None
+    return seen
+
+
+def indexed_tables_used(queries):
+    return any(PayloadValue._meta.db_table in q["sql"] for q in queries)
+
+
+# Payload search ---------------------------------------------------------------------------------
+
+
+def test_a_payload_search_reads_the_index_and_the_messages_appended_after_it(operator, book, order):
+    early = [order(book, customer="Alice"), order(book, customer="Bob")]
+    assert indexer.catch_up() > 0
+    indexed_up_to = payload_index.indexed_position()
+    late = order(book, customer="Alice")  # appended after the indexer's position
+    assert Message.objects.filter(global_position__gt=indexed_up_to).exists()
+
+    with CaptureQueriesContext(connection) as queries:
+        positions = found(operator, field="customer_name=Alice")
+
+    assert indexed_tables_used(queries)
+    assert positions == expected("customer_name", "Alice")
+    streams = {Message.objects.get(global_position=p).stream for p in positions}
+    assert {f"bookshelf::order-{early[0]}", f"bookshelf::order-{late}"} <= streams
+    assert not any(early[1] in s for s in streams)
+    assert any(p > indexed_up_to for p in positions)
+    assert any(p <= indexed_up_to for p in positions)
+
+
+def test_payload_search_matches_values_as_the_store_does(operator, book, order):
+    order(book, customer="Alice", quantity=2)
+    order(book, customer=HOSTILE, quantity=3, ship=False)
+    indexer.catch_up()
+
+    def types(**params):
+        return [m.type.split(".")[1] for m in search(operator, **params).context["page"].items]
+
+    assert types(field="total_items=2") == ["OrderPlaced"]  # a number
+    assert types(field='total_items="2"') == []  # the text "2" is not stored
+    assert types(field="total_items=2.0") == ["OrderPlaced"]  # 2.0 is the number 2
+    assert types(field=f"customer_name={HOSTILE}") == ["OrderPlaced", "PlaceOrder"]
+    assert types(field="price_amount=12.99") == ["BookAdded", "AddBook"]
+    assert types(field="customer_email=null") == ["PlaceOrder", "PlaceOrder"]
+    assert types(field="customer_name=Nobody") == []
+    assert types(field="items.0.quantity=2")[-1] == "PlaceOrder"  # nested: scanned as before
+    body = search(operator, field=f"customer_name={HOSTILE}").content.decode()
+    assert HOSTILE not in body and "&lt;script&gt;" in body  # payloads render escaped
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"field": "customer_name=Alice"},
+        {"field": "customer_name=Alice", "type": "OrderPlaced"},
+        {"field": "customer_name=Alice", "category": "bookshelf::order"},
+        {"field": "customer_name=Alice", "category": "bookshelf::order:command"},
+        {"field": "customer_name=Alice", "type": "OrderPlaced", "category": "bookshelf::book"},
+        {"field": "total_items=1"},
+        {"field": "total_items=1", "type": "OrderShipped"},
+        {"field": "customer_name=Nobody", "type": "OrderPlaced"},
+    ],
+)
+def test_payload_search_with_type_and_category_equals_a_full_scan(operator, book, order, params):
+    for n in range(4):
+        order(book, customer="Alice" if n % 2 == 0 else "Bob")
+    indexer.catch_up()
+    order(book, customer="Alice", ship=False)  # the tail
+
+    key, _, value = params["field"].partition("=")
+    types = selectors.types_named(params["type"]) if "type" in params else ()
+    assert found(operator, **params) == expected(
+        key, value, types=types, category=params.get("category", "")
+    )
+
+
+def test_payload_search_pages_run_across_the_indexed_position(
+    operator, book, order, monkeypatch, domain
+):
+    monkeypatch.setattr(selectors, "PAGE_SIZE", 3)
+    for _ in range(4):
+        order(book, customer="Alice")
+    indexer.catch_up()
+    for _ in range(2):
+        order(book, customer="Alice")
+
+    everything = expected("customer_name", "Alice")
+    assert len(everything) > 3 * 4
+    assert all_pages(operator, [("field", "customer_name%3DAlice")]) == everything
+    placed = expected("customer_name", "Alice", types=["bookshelf.OrderPlaced.v1"])
+    assert (
+        all_pages(operator, [("type", "OrderPlaced"), ("field", "customer_name%3DAlice")]) == placed
+    )
+
+
+def test_payload_search_with_run_and_time_filters_checks_each_candidate(operator, book, order):
+    alice = order(book, customer="Alice")
+    order(book, customer="Bob")
+    over = order(book, customer="Alice", quantity=5000)  # too little stock: its run fails
+    indexer.catch_up()
+
+    failed = found(operator, field="customer_name=Alice", run_status="failed")
+    assert [Message.objects.get(global_position=p).stream for p in failed] == [
+        f"bookshelf::order-{over}"
+    ]
+    succeeded = found(operator, field="customer_name=Alice", run_status="succeeded", handler=NOTIFY)
+    assert succeeded == [
+        p
+        for p in expected("customer_name", "Alice")
+        if HandlerRun.objects.filter(
+            global_position=p, handler=NOTIFY, status=RunStatus.SUCCEEDED
+        ).exists()
+    ]
+    assert succeeded
+    order(book, customer="Alice")  # not indexed yet: the tail is checked run by run too
+    tail = found(operator, field="customer_name=Alice", run_status="succeeded")
+    assert tail == [
+        p
+        for p in expected("customer_name", "Alice")
+        if HandlerRun.objects.filter(global_position=p, status=RunStatus.SUCCEEDED).exists()
+    ]
+    assert tail[0] > payload_index.indexed_position()
+    since = Message.objects.get(stream=f"bookshelf::order-{alice}", position=0).time
+    recent = found(operator, field="customer_name=Alice", since=since.strftime("%Y-%m-%d %H:%M"))
+    assert recent == expected("customer_name", "Alice")
+
+
+def test_payload_search_before_the_first_step_scans_as_before(operator, book, order):
+    order(book, customer="Alice")
+    assert payload_index.indexed_position() == -1
+    assert found(operator, field="customer_name=Alice") == expected("customer_name", "Alice")
+
+
+# Counts -----------------------------------------------------------------------------------------
+
+
+def brute_categories():
+    return {
+        row["category"]: row["n"]
+        for row in Message.objects.order_by().values("category").annotate(n=Count("*"))
+    }
+
+
+def brute_runs():
+    counts = {}
+    for row in HandlerRun.objects.order_by().values("handler", "status").annotate(n=Count("*")):
+        counts.setdefault(row["handler"], {})[row["status"]] = row["n"]
+    return counts
+
+
+def brute_histogram():
+    found = {}
+    runs = HandlerRun.objects.filter(status=RunStatus.SUCCEEDED, duration_us__isnull=False)
+    for handler, duration in runs.values_list("handler", "duration_us"):
+        entry = found.setdefault(handler, [[0] * len(tallies.BOUNDS_US), 0, 0])
+        for i, bound in enumerate(tallies.BOUNDS_US):
+            if duration <= bound:
+                entry[0][i] += 1
+        entry[1] += 1
+        entry[2] += duration
+    return {h: (cumulative, n, total / 1_000_000) for h, (cumulative, n, total) in found.items()}
+
+
+def assert_counts_exact():
+    assert {row["category"]: row["messages"] for row in selectors.category_list()} == (
+        brute_categories()
+    )
+    assert selectors.handler_run_counts() == brute_runs()
+    snapshot = selectors.metrics_snapshot()
+    assert {handler: (c, n, s) for handler, c, n, s in snapshot.durations} == brute_histogram()
+    by_type = {
+        row["type"]: row["n"]
+        for row in Message.objects.order_by().values("type").annotate(n=Count("*"))
+    }
+    assert {name: n for name, _, n in snapshot.messages_by_type} == by_type
+
+
+def test_counts_stay_exact_before_during_and_after_indexing(book, order):
+    order(book, customer="Alice")
+    over = order(book, customer="Bob", quantity=5000)  # its inventory run fails
+    assert_counts_exact()  # nothing indexed: all live
+
+    indexer.catch_up()
+    assert RunTally.objects.exists()
+    assert OpenRun.objects.exists()  # the failed inventory run
+    assert_counts_exact()
+
+    order(book, customer="Carol")  # beyond the indexer's position
+    assert_counts_exact()
+
+    failed = HandlerRun.objects.get(handler=INVENTORY, status=RunStatus.FAILED)
+    assert f"bookshelf::order-{over}" == failed.stream
+    HandlerRun.objects.filter(pk=failed.pk).update(status=RunStatus.DEAD)  # retries ran out
+    assert_counts_exact()
+    services.handler_run_replay(run=failed)  # pending again
+    assert_counts_exact()
+    HandlerRun.objects.filter(pk=failed.pk).update(  # as a worker finishes it
+        status=RunStatus.SUCCEEDED, duration_us=4200
+    )
+    assert_counts_exact()
+
+    indexer.catch_up()  # folds the ended run into the tallies
+    assert not OpenRun.objects.filter(run_id=failed.pk).exists()
+    assert_counts_exact()
+
+
+def test_a_dead_run_settles_and_comes_back_when_an_operator_replays_or_resolves_it(book, order):
+    order(book, customer="Bob", quantity=5000)
+    order(book, customer="Carol", quantity=6000)
+    indexer.catch_up()
+    first, second = HandlerRun.objects.filter(handler=INVENTORY, status=RunStatus.FAILED)
+    HandlerRun.objects.filter(pk__in=[first.pk, second.pk]).update(status=RunStatus.DEAD)
+    indexer.catch_up()  # both dead: folded into the tally, no longer open
+    assert not OpenRun.objects.exists()
+    assert RunTally.objects.get(handler=INVENTORY, status=RunStatus.DEAD).runs == 2
+    assert_counts_exact()
+
+    services.handler_run_replay(run=first)
+    assert OpenRun.objects.filter(run_id=first.pk).exists()
+    assert_counts_exact()
+    services.handler_run_resolve(run=second)
+    assert_counts_exact()
+    HandlerRun.objects.filter(pk=first.pk).update(status=RunStatus.SUCCEEDED, duration_us=900)
+    assert_counts_exact()
+    indexer.catch_up()
+    assert not OpenRun.objects.exists()
+    assert RunTally.objects.get(handler=INVENTORY, status=RunStatus.DEAD).runs == 0
+    assert_counts_exact()
+
+
+def test_a_step_that_read_a_run_before_an_operator_moved_it_is_read_again(book, order):
+    order(book, customer="Bob", quantity=5000)
+    run = HandlerRun.objects.get(handler=INVENTORY, status=RunStatus.FAILED)
+    HandlerRun.objects.filter(pk=run.pk).update(status=RunStatus.DEAD)
+    stale = indexer.read_step()  # reads the run as dead
+    services.handler_run_replay(run=run)  # pending now
+    assert indexer.apply_step(stale) is False
+    indexer.catch_up()
+    assert OpenRun.objects.filter(run_id=run.pk).exists()
+    assert_counts_exact()
+
+
+def test_a_resolved_run_leaves_the_open_runs_for_the_tally(book, order):
+    order(book, customer="Bob", quantity=5000)
+    indexer.catch_up()
+    failed = HandlerRun.objects.get(handler=INVENTORY, status=RunStatus.FAILED)
+    services.handler_run_resolve(run=failed, reason="fixed by hand")
+    indexer.catch_up()
+    assert not OpenRun.objects.exists()
+    assert RunTally.objects.get(handler=INVENTORY, status=RunStatus.RESOLVED).runs == 1
+    assert_counts_exact()
+
+
+def test_pages_show_the_exact_counts(operator, book, order):
+    order(book, customer="Alice")
+    indexer.catch_up()
+    order(book, customer="Bob")
+    response = operator.get(reverse("inspector:streams"))
+    listed = {row["category"]: row["messages"] for row in response.context["categories"]}
+    assert listed == brute_categories()
+    orders = listed["bookshelf::order"]
+    assert re.search(rf'<td class="number">{orders}</td>', response.content.decode())
+    rows = {h.name: h for h in operator.get(reverse("inspector:handlers")).context["handlers"]}
+    assert (
+        rows[NOTIFY].processed
+        == HandlerRun.objects.filter(handler=NOTIFY, status=RunStatus.SUCCEEDED).count()
+    )
+
+
+def test_the_last_error_is_the_newest_attempt_indexed_or_not(book, order, operator):
+    order(book, customer="Bob", quantity=5000)
+    indexer.catch_up()
+    first = HandlerAttempt.objects.get()
+    assert selectors.last_errors()[INVENTORY].at == first.finished_at
+    order(book, customer="Carol", quantity=6000)  # a newer failure, not indexed yet
+    newest = HandlerAttempt.objects.latest("pk")
+    assert selectors.last_errors()[INVENTORY].at == newest.finished_at
+    indexer.catch_up()
+    assert selectors.last_errors()[INVENTORY].at == newest.finished_at
+
+
+# The indexer itself ------------------------------------------------------------------------------
+
+
+def index_state():
+    return {
+        "values": sorted(PayloadValue.objects.values_list("digest", "global_position")),
+        "keys": sorted(PayloadKey.objects.values_list("category", "type", "key")),
+        "tallies": sorted(
+            RunTally.objects.values_list("handler", "status", "runs", "timed", "duration_us_sum")
+        ),
+        "messages": tallies.message_counts(),
+        "open": sorted(str(pk) for pk in OpenRun.objects.values_list("run_id", flat=True)),
+    }
+
+
+def test_indexing_again_changes_nothing(book, order):
+    order(book, customer="Alice")
+    order(book, customer="Bob", quantity=5000)
+    indexer.catch_up()
+    before = index_state()
+    assert indexer.index_step() is None  # nothing left
+    assert indexer.catch_up() == 0
+    assert index_state() == before
+    payloads = Message.objects.values_list("data", flat=True)
+    assert len(before["values"]) == sum(len(payload_index.fields_of(d)) for d in payloads)
+
+
+def test_two_indexers_interleaved_apply_each_batch_once(book, order):
+    order(book, customer="Alice")
+    order(book, customer="Bob", quantity=5000)
+    first, second = indexer.read_step(), indexer.read_step()  # both read the same batch
+    assert first.messages == second.messages > 0
+
+    assert indexer.apply_step(first) is True
+    assert indexer.apply_step(second) is False  # the position moved: rolled back
+    assert_counts_exact()
+    once = index_state()
+
+    # Both see the same open run end; only one may fold it into the tallies.
+    HandlerRun.objects.filter(handler=INVENTORY, status=RunStatus.FAILED).update(
+        status=RunStatus.SUCCEEDED, duration_us=1500
+    )
+    first, second = indexer.read_step(), indexer.read_step()
+    assert first.settled and first.settled == second.settled
+    assert indexer.apply_step(first) is True
+    assert indexer.apply_step(second) is False
+    assert_counts_exact()
+    assert index_state()["values"] == once["values"]
+    assert IndexerPosition.objects.get(name=payload_index.INDEXER).steps == 2
+
+
+def test_small_batches_index_the_same_as_one_big_one(book, order):
+    for customer in ("Alice", "Bob", "Carol"):
+        order(book, customer=customer)
+    indexer.catch_up(batch=2)
+    small = index_state()
+    indexer.rebuild()
+    assert payload_index.indexed_position() == -1
+    assert_counts_exact()  # forgotten: everything counted live
+    indexer.catch_up(batch=1000)
+    assert index_state() == small
+
+
+def test_concurrent_indexer_threads_index_everything_once(book, order):
+    for n in range(6):
+        order(book, customer=f"Customer {n}")
+    loops = [indexer.Indexer(poll=0.05, batch=3) for _ in range(2)]
+    threads = [threading.Thread(target=loop.run) for loop in loops]
+    for thread in threads:
+        thread.start()
+    try:
+        last = Message.objects.order_by("-global_position").first().global_position
+        deadline = time.monotonic() + 30
+        while payload_index.indexed_position() < last and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        for loop in loops:
+            loop.stop()
+        for thread in threads:
+            thread.join(10)
+    assert payload_index.indexed_position() == last
+    together = index_state()
+    assert_counts_exact()
+    indexer.rebuild()
+    indexer.catch_up()
+    assert index_state() == together
+
+
+def test_the_index_store_command_catches_up(book, order):
+    order(book, customer="Alice")
+    out = io.StringIO()
+    call_command("index_store", "--once", stdout=out)
+    assert out.getvalue().startswith("Indexed ")
+    last = Message.objects.order_by("-global_position").first().global_position
+    assert payload_index.indexed_position() == last
