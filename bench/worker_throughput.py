@@ -61,6 +61,11 @@ def parse_args(argv=None):
         help="ANALYZE after appending the backlog (fresh planner statistics).",
     )
     parser.add_argument(
+        "--no-indexer",
+        action="store_true",
+        help="Workers without the store indexer thread (run_handlers --no-indexer).",
+    )
+    parser.add_argument(
         "--pg-conf",
         action="append",
         default=[],
@@ -476,6 +481,7 @@ class Bench:
     def start_workers(self):
         options = ["--poll", str(self.poll), "--batch-size", str(self.args.batch_size)]
         options += ["--concurrency", str(self.args.concurrency)]
+        options += ["--no-indexer"] if self.args.no_indexer else []
         self.workers = Workers(count=self.count, env=self.env, options=options, folder=self.folder)
         self.stack.callback(self.workers.stop)
         return self.workers
@@ -489,7 +495,8 @@ def run_one(args, db):
         print(f"load average before (1 min, {os.cpu_count()} CPUs): {os.getloadavg()[0]:.2f}")
         print(
             f"workers: {bench.count} × concurrency {args.concurrency}, poll {bench.poll} s,"
-            f" batch {args.batch_size}"
+            f" batch {args.batch_size},"
+            f" store indexer {'off' if args.no_indexer else 'on (a thread in each worker)'}"
         )
         print(
             f"one-row ORM transactions/s, 1 connection (limit): {bench.limit:,.0f}"
