@@ -29,6 +29,10 @@ def default_worker_id():
 class Worker:
     """Runs handler runs until stopped (`run`) or until none are due (`drain`)."""
 
+    # What executing a claimed run reads of it (its message is read whole): converting the
+    # other columns of every claimed row was a tenth of a run's cost.
+    RUN_FIELDS = ("id", "handler", "status", "attempts", "stream", "position", "global_position")
+
     def __init__(
         self,
         *,
@@ -142,10 +146,13 @@ class Worker:
             ids = self._lease_under_write_lock(chosen, now)
         if not ids:
             return []
-        runs = list(
+        # Sorted here: asked to sort, SQLite would walk a global-position index end to end.
+        runs = sorted(
             HandlerRun.objects.filter(pk__in=ids)
             .select_related("message")
-            .order_by("global_position")
+            .only(*self.RUN_FIELDS, "message")
+            .order_by(),
+            key=lambda run: run.global_position,
         )
         feed.poke()  # the runs are now "running"
         with self._lock:
@@ -178,20 +185,33 @@ class Worker:
             return [row[0] for row in cursor.fetchall()]
 
     def _lease_under_write_lock(self, chosen, now):
-        """SQLite: the IMMEDIATE transaction holds the write lock while the rows are re-read."""
-        with transaction.atomic():
-            rows = HandlerRun.objects.filter(pk__in=chosen).only(
-                "id", "status", "available_at", "claimed_by", "lease_expires_at"
+        """SQLite: the IMMEDIATE transaction holds the single write lock, so one UPDATE that
+        re-checks the rows are still due leases them."""
+        adapt = HandlerRun._meta.get_field("lease_expires_at").get_db_prep_value
+        at, expires = adapt(now, connection), adapt(now + self.lease, connection)
+        marks = ", ".join(["%s"] * len(chosen))
+        pk = HandlerRun._meta.pk
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE inspector_handlerrun SET status = 'running', claimed_by = %s, "
+                f"lease_expires_at = %s, updated_at = %s WHERE id IN ({marks}) "
+                # `+status`: a plain term for SQLite's planner, so the primary key drives
+                # the statement rather than the partial index of every unfinished run
+                "AND ((+status IN ('pending', 'failed') AND available_at <= %s "
+                "      AND (claimed_by = '' OR lease_expires_at < %s)) "
+                "     OR (+status = 'running' AND lease_expires_at < %s)) "
+                "RETURNING id",
+                [
+                    self.worker_id,
+                    expires,
+                    at,
+                    *(pk.get_db_prep_value(value, connection) for value in chosen),
+                    at,
+                    at,
+                    at,
+                ],
             )
-            ids = [run.pk for run in rows if self._is_due(run, now)]
-            if ids:
-                HandlerRun.objects.filter(pk__in=ids).update(
-                    status=RunStatus.RUNNING,
-                    claimed_by=self.worker_id,
-                    lease_expires_at=now + self.lease,
-                    updated_at=now,
-                )
-        return ids
+            return [row[0] for row in cursor.fetchall()]
 
     @staticmethod
     def _window_was_full(window):
