@@ -51,6 +51,7 @@ BATCH = 2000  # messages per step: a step's write transaction stays short
 SETTLE_BATCH = 5000  # open runs moved into the tallies per step
 POLL_SECONDS = 1.0  # idle wait between steps: counts stay exact, searches scan a second's tail
 ATTEMPT_BATCH = 5000
+FOLLOWER_BACKOFF_SECONDS = 10.0  # an indexer that lost a step to another process waits this long
 INDEX_TABLES = (PayloadValue, PayloadKey, MessageTally, RunTally, OpenRun, HandlerLastAttempt)
 
 
@@ -356,29 +357,56 @@ def rebuild():
 
 
 class Indexer:
-    """Steps while there is work, waits `poll` seconds when caught up, until stopped."""
+    """Steps while there is work, waits `poll` seconds when caught up, until stopped.
 
-    def __init__(self, *, poll=POLL_SECONDS, batch=BATCH):
+    Indexers in several processes are safe but only one needs to work: one that lost a step to
+    another backs off and looks again only at the position, stepping itself when the position
+    stops moving (the other process stopped).
+    """
+
+    def __init__(self, *, poll=POLL_SECONDS, batch=BATCH, backoff=FOLLOWER_BACKOFF_SECONDS):
         self.poll = poll
         self.batch = batch
+        self.backoff = backoff
+        self._following = None  # the (position, steps) another indexer was at
         self._stopping = threading.Event()
+
+    def step_once(self):
+        """One turn of the loop; returns how long to wait before the next."""
+        if self._following is not None:
+            now_at = _position_row()
+            if now_at != self._following:  # the other indexer is still stepping
+                self._following = now_at
+                return self.backoff
+            self._following = None
+        step = read_step(batch=self.batch)
+        if step.empty:
+            return self.poll
+        if not apply_step(step):
+            self._following = _position_row()
+            return self.backoff
+        return self.poll if step.messages < self.batch else 0
 
     def run(self):
         try:
             while not self._stopping.is_set():
                 close_old_connections()
                 try:
-                    step = index_step(batch=self.batch)
+                    wait = self.step_once()
                 except Exception:
                     logger.exception("Store indexer step failed; retrying in %ss", self.poll)
-                    step = None
-                if step is None or step.messages < self.batch:  # caught up: wait
-                    self._stopping.wait(self.poll)
+                    wait = self.poll
+                if wait:
+                    self._stopping.wait(wait)
         finally:
             connection.close()
 
     def stop(self):
         self._stopping.set()
+
+
+def _position_row():
+    return IndexerPosition.objects.filter(name=INDEXER).values_list("position", "steps").first()
 
 
 _started = None

@@ -479,3 +479,29 @@ def test_the_index_store_command_catches_up(book, order):
     assert out.getvalue().startswith("Indexed ")
     last = Message.objects.order_by("-global_position").first().global_position
     assert payload_index.indexed_position() == last
+
+
+def test_an_indexer_that_lost_a_step_follows_the_other_until_it_stops(book, order, monkeypatch):
+    order(book, customer="Alice")
+    follower = indexer.Indexer(poll=0.5, batch=1, backoff=7)
+    read_step = indexer.read_step
+
+    def overtaken(**options):
+        step = read_step(**options)
+        indexer.apply_step(read_step(batch=1))  # another process's indexer writes first
+        return step
+
+    monkeypatch.setattr(indexer, "read_step", overtaken)
+    assert follower.step_once() == 7  # lost the step: backs off
+    monkeypatch.setattr(indexer, "read_step", read_step)
+
+    indexer.index_step(batch=1)  # the other indexer is still stepping
+    with CaptureQueriesContext(connection) as queries:
+        assert follower.step_once() == 7
+    assert len(queries) == 1  # it only looked at the position
+
+    before = payload_index.indexed_position()
+    assert follower.step_once() in (0, 0.5)  # the position stood still: it steps itself
+    assert payload_index.indexed_position() > before
+    indexer.catch_up()
+    assert_counts_exact()
