@@ -22,6 +22,18 @@ logger = logging.getLogger(__name__)
 CLAIM_WINDOWS = (200, 5000, None)
 
 
+def due(alias, *, status=None):
+    """SQL: the run `alias` may be claimed now (three `%s` for the time). A run is due when it
+    is pending or failed, its retry time has come and no live lease holds it, or when it is
+    running on a lease that expired (its worker died)."""
+    status = status or f"{alias}.status"
+    return (
+        f"(({status} IN ('pending', 'failed') AND {alias}.available_at <= %s "
+        f"AND ({alias}.claimed_by = '' OR {alias}.lease_expires_at < %s)) "
+        f"OR ({status} = 'running' AND {alias}.lease_expires_at < %s))"
+    )
+
+
 def default_worker_id():
     return f"worker:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -98,9 +110,7 @@ class Worker:
             source, earlier_unfinished = "ranked", "AND r.nth = 1"
         sql = [
             f"{head}SELECT r.id FROM {source} r WHERE r.{unfinished}",
-            "AND ((r.status IN ('pending', 'failed') AND r.available_at <= %s",
-            "      AND (r.claimed_by = '' OR r.lease_expires_at < %s))",
-            "     OR (r.status = 'running' AND r.lease_expires_at < %s))",
+            f"AND {due('r')}",
             earlier_unfinished,
         ]
         params = [at, at, at]
@@ -176,10 +186,7 @@ class Worker:
                 f"  FROM inspector_handlerrun WHERE id IN ({marks}) FOR UPDATE SKIP LOCKED) "
                 "UPDATE inspector_handlerrun r SET status = 'running', claimed_by = %s, "
                 "lease_expires_at = %s, updated_at = %s FROM locked l WHERE r.id = l.id "
-                "AND ((l.status IN ('pending', 'failed') AND l.available_at <= %s "
-                "      AND (l.claimed_by = '' OR l.lease_expires_at < %s)) "
-                "     OR (l.status = 'running' AND l.lease_expires_at < %s)) "
-                "RETURNING r.id",
+                f"AND {due('l')} RETURNING r.id",
                 [*chosen, self.worker_id, expires, at, at, at, at],
             )
             return [row[0] for row in cursor.fetchall()]
@@ -197,10 +204,7 @@ class Worker:
                 f"lease_expires_at = %s, updated_at = %s WHERE id IN ({marks}) "
                 # `+status`: a plain term for SQLite's planner, so the primary key drives
                 # the statement rather than the partial index of every unfinished run
-                "AND ((+status IN ('pending', 'failed') AND available_at <= %s "
-                "      AND (claimed_by = '' OR lease_expires_at < %s)) "
-                "     OR (+status = 'running' AND lease_expires_at < %s)) "
-                "RETURNING id",
+                f"AND {due('inspector_handlerrun', status='+status')} RETURNING id",
                 [
                     self.worker_id,
                     expires,
@@ -224,17 +228,6 @@ class Worker:
                 [window],
             )
             return cursor.fetchone()[0] >= window
-
-    @staticmethod
-    def _is_due(run, now):
-        """The same test as the claim query's, on a row read under the write lock."""
-        if run.status == RunStatus.RUNNING:
-            return run.lease_expires_at is not None and run.lease_expires_at < now
-        if run.status not in (RunStatus.PENDING, RunStatus.FAILED) or run.available_at > now:
-            return False
-        return not run.claimed_by or (
-            run.lease_expires_at is not None and run.lease_expires_at < now
-        )
 
     def release(self, runs):
         """Give back claimed runs that were not started (on shutdown)."""

@@ -366,7 +366,10 @@ def test_a_long_run_keeps_its_lease_so_no_other_worker_takes_it(async_domain):
     assert Seen.objects.filter(handler="A").count() == 1
 
 
-def test_a_stream_stuck_behind_a_retry_does_not_starve_later_streams(async_domain):
+def test_a_stream_stuck_behind_a_retry_does_not_starve_later_streams(async_domain, monkeypatch):
+    spec = async_domain.handler_named("bookshelf.Flaky")
+    monkeypatch.setattr(spec, "backoff_base", 60.0)  # the head's retry stays in the future,
+    monkeypatch.setattr(spec, "backoff_cap", 60.0)  # however slowly this machine drains
     Switch.objects.create(name="flaky", on=True)
     append_pings(async_domain, "probe::flaky", 250)  # one stream: one head, 249 blocked
     append_pings(async_domain, "probe::ping", 1, start=250)
