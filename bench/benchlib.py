@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 
@@ -131,3 +132,31 @@ def own_cpu_s():
     """CPU seconds of this process and of its children that have been waited for."""
     usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+@contextlib.contextmanager
+def scratch_database(server_url, *, prefix="inspector_bench"):
+    """A fresh database on the server of `server_url`, dropped at exit; yields its URL."""
+    import dj_database_url
+    import psycopg
+
+    config = dj_database_url.parse(server_url)
+    params = {
+        "host": config["HOST"] or None,
+        "port": config["PORT"] or None,
+        "user": config["USER"] or None,
+        "password": config["PASSWORD"] or None,
+        "dbname": config["NAME"] or "postgres",
+    }
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        if "django.db" in sys.modules:  # this process's own connections go first
+            from django.db import connections
+
+            connections.close_all()
+        with psycopg.connect(**params, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

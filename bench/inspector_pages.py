@@ -50,6 +50,7 @@ from benchlib import (  # noqa: E402
     percentile,
     proc_stat,
     ratio,
+    scratch_database,
     throwaway_cluster,
 )
 
@@ -608,33 +609,6 @@ def report_cpu(before, after, wall, what):
 # PostgreSQL (as bench/worker_throughput.py and scripts/test-all start one) -------------------
 
 
-@contextlib.contextmanager
-def scratch_database(server_url):
-    """A fresh database on the server of `server_url`, dropped at exit; yields its URL."""
-    import dj_database_url
-    import psycopg
-
-    config = dj_database_url.parse(server_url)
-    params = {
-        "host": config["HOST"] or None,
-        "port": config["PORT"] or None,
-        "user": config["USER"] or None,
-        "password": config["PASSWORD"] or None,
-        "dbname": config["NAME"] or "postgres",
-    }
-    name = f"inspector_pages_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(**params, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(**params, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 # Loading ------------------------------------------------------------------------------------
 
 
@@ -1063,7 +1037,9 @@ def main():
                     throwaway_cluster(["shared_buffers = '1GB'", "max_wal_size = '4GB'"])
                 )
                 SERVER_PIDS.append(postmaster)
-            env["DATABASE_URL"] = stack.enter_context(scratch_database(server))
+            env["DATABASE_URL"] = stack.enter_context(
+                scratch_database(server, prefix="inspector_pages")
+            )
             where = f"{where}, fresh database"
         else:
             os.environ.pop("DATABASE_URL", None)

@@ -31,7 +31,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import percentile, proc_stat, ratio, throwaway_cluster  # noqa: E402
+from benchlib import (  # noqa: E402
+    percentile,
+    proc_stat,
+    ratio,
+    scratch_database,
+    throwaway_cluster,
+)
 
 DRAIN_TARGET = {"postgres": 600, "sqlite": 700}  # runs/s with the default workers
 ISSUE_LIMIT = {"postgres": 2100, "sqlite": 2800}  # one-row transactions/s, issue 3
@@ -102,30 +108,6 @@ def cluster_cpu_seconds(postmaster):
 
 
 # Databases ---------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def scratch_database(server_url):
-    """A fresh database on the server of `server_url`, dropped at exit; yields its URL."""
-    import dj_database_url
-    import psycopg
-
-    config = dj_database_url.parse(server_url)
-    params = {
-        "host": config["HOST"] or None,
-        "port": config["PORT"] or None,
-        "user": config["USER"] or None,
-        "password": config["PASSWORD"] or None,
-        "dbname": config["NAME"] or "postgres",
-    }
-    name = f"inspector_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(**params, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(**params, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def bench_env(extra):
