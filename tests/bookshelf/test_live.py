@@ -1,15 +1,13 @@
 """Shop pages update in place: stock levels and order statuses arrive over the shop socket."""
 
-import threading
-
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
-from django.db import connection
 
 from bookshelf.asgi import application
 from bookshelf.commands import AdjustStock, ConfirmOrder, PlaceOrder
 from tests.inspector.test_feed import receive_until, session_cookie
+from tests.threads import run_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,18 +17,6 @@ def shop_socket(cookie=None):
     if cookie:
         headers.append((b"cookie", cookie))
     return WebsocketCommunicator(application, "/ws/shop/", headers=headers)
-
-
-def run_in_thread(fn):
-    def target():
-        try:
-            fn()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    return thread
 
 
 def test_anonymous_visitors_get_no_shop_socket():

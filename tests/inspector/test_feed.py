@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from inspector.models import Message
 from inspector.unit_of_work import unit_of_work
 from inspector.worker import Worker
 from tests.probe.handlers import Ping
+from tests.threads import run_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,18 +77,6 @@ def append_pings(domain, count, *, category="probe::ping", start=0):
             uow.append(Ping(n=n), stream=f"{category}-{n}")
 
 
-def in_thread(fn):
-    def target():
-        try:
-            fn()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    return thread
-
-
 @pytest.fixture
 def staff(django_user_model):
     """The session cookie of a logged-in staff user."""
@@ -127,7 +115,7 @@ def test_a_fragment_arrives_after_an_append_from_another_thread(staff, domain):
         assert connected
         await ws.send_json_to({"action": "hello", "since": None})
         await receive_until(ws, lambda t: "feed-status" in t)
-        thread = in_thread(lambda: append_pings(domain, 1))
+        thread = run_in_thread(lambda: append_pings(domain, 1))
         html = await receive_until(ws, lambda t: "data-position" in t)
         thread.join()
         assert 'hx-swap-oob="afterbegin:#feed-rows"' in html
@@ -148,7 +136,7 @@ def test_reconnect_with_a_position_receives_the_missed_messages_in_order_once(st
         await ws.connect()
         await ws.send_json_to({"action": "hello", "since": seen})
         html = await receive_until(ws, lambda t: len(positions(t)) >= 50)
-        thread = in_thread(lambda: append_pings(domain, 1, start=55))
+        thread = run_in_thread(lambda: append_pings(domain, 1, start=55))
         html += await receive_until(ws, lambda t: len(positions(t)) >= 1)
         thread.join()
         html += await drain_frames(ws)  # run badges may follow; no message row may repeat
@@ -166,7 +154,7 @@ def test_filters_are_applied_on_the_server_per_connection(staff, domain):
         await ws.connect()
         await ws.send_json_to({"action": "hello", "since": None, "category": "probe::flaky"})
         await receive_until(ws, lambda t: "feed-status" in t)
-        thread = in_thread(
+        thread = run_in_thread(
             lambda: (append_pings(domain, 2), append_pings(domain, 1, category="probe::flaky"))
         )
         html = await receive_until(ws, lambda t: "data-position" in t)
@@ -188,11 +176,11 @@ def test_run_state_changes_arrive(staff, domain):
         await ws.connect()
         await ws.send_json_to({"action": "hello", "since": None})
         await receive_until(ws, lambda t: "feed-status" in t)
-        thread = in_thread(lambda: append_pings(domain, 1))
+        thread = run_in_thread(lambda: append_pings(domain, 1))
         html = await receive_until(ws, lambda t: "data-position" in t)
         thread.join()
         assert html.count("status-pending") == 2
-        thread = in_thread(lambda: Worker(worker_id="feed-test").drain())
+        thread = run_in_thread(lambda: Worker(worker_id="feed-test").drain())
         html = await receive_until(ws, lambda t: t.count("status-succeeded") >= 2)
         thread.join()
         assert html.count('hx-swap-oob="outerHTML"') >= 2  # badges replaced in place
@@ -209,7 +197,7 @@ def test_a_paused_client_receives_nothing_then_catches_up_on_resume(staff, domai
         await receive_until(ws, lambda t: "feed-status" in t)
         await ws.send_json_to({"action": "pause"})
         await asyncio.sleep(0.1)
-        thread = in_thread(lambda: append_pings(domain, 3))
+        thread = run_in_thread(lambda: append_pings(domain, 3))
         thread.join()
         assert await ws.receive_nothing(timeout=0.6)
         await ws.send_json_to({"action": "resume"})
@@ -229,7 +217,7 @@ def test_a_slow_client_overflows_its_buffer_and_is_told_to_catch_up(staff, domai
             await ws.connect()
             await ws.send_json_to({"action": "hello", "since": None})
             await receive_until(ws, lambda t: "feed-status" in t)
-            thread = in_thread(lambda: append_pings(domain, 40))
+            thread = run_in_thread(lambda: append_pings(domain, 40))
             thread.join()
             html = await receive_until(ws, lambda t: len(positions(t)) >= 40, timeout=10)
             await ws.disconnect()
