@@ -52,3 +52,49 @@ def _fresh_paused_handlers():
     from inspector.dispatch import forget_paused_handlers
 
     forget_paused_handlers()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_db_setup, django_db_blocker):
+    """Let PostgreSQL end the sessions of the worker, daphne and shell processes the tests
+    stopped before the test database is dropped; a SIGKILLed client's backend can outlive
+    it by a moment. A session that stays is reported, then ended, so the drop succeeds."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock():
+        lingering = _other_sessions(connection, wait=10.0)
+        if lingering:
+            plugins = request.config.pluginmanager
+            with plugins.get_plugin("capturemanager").global_and_fixture_disabled():
+                reporter = plugins.get_plugin("terminalreporter")
+                reporter.write_line("Sessions still open on the test database, ended:")
+                for row in lingering:
+                    reporter.write_line(f"  {row}")
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND backend_type = 'client backend'"
+                )
+        connection.close()
+
+
+def _other_sessions(connection, *, wait):
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid, application_name, state, backend_start, left(query, 120)"
+                " FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'"
+            )
+            rows = cursor.fetchall()
+        if not rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
