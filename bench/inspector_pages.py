@@ -91,6 +91,11 @@ def parse_args(argv=None):
     )
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite.")
     parser.add_argument(
+        "--postgres-database",
+        metavar="URL",
+        help="With --postgres: this database, kept (an already loaded one is reused).",
+    )
+    parser.add_argument(
         "--sqlite-path",
         help="Build the SQLite database here and keep it; an already loaded file is reused.",
     )
@@ -1027,7 +1032,10 @@ def main():
         "INSPECTOR_EMBEDDED_WORKER": "0",
     }
     with contextlib.ExitStack() as stack:
-        if args.postgres:
+        if args.postgres and args.postgres_database:
+            env["DATABASE_URL"] = args.postgres_database
+            where = "the database of --postgres-database"
+        elif args.postgres:
             server = os.environ.get("DATABASE_URL")
             if server:
                 where = "scratch database on DATABASE_URL's server"

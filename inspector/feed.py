@@ -24,9 +24,9 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import Max
-from django.template.loader import render_to_string
 from django.utils import timezone
 
+from inspector import rows as row_html
 from inspector.models import HandlerRun, Message
 
 logger = logging.getLogger(__name__)
@@ -81,9 +81,7 @@ def message_items(*, after, limit=BATCH):
     items = []
     for message in rows:
         message_runs = runs.get(message.id, [])
-        html = render_to_string(
-            "inspector/feed-row.html", {"message": message, "runs": message_runs, "oob": True}
-        )
+        html = row_html.feed_row(message, message_runs, oob=True)
         items.append(
             FeedItem(
                 kind="message",
@@ -142,7 +140,7 @@ def run_items(*, since, seen):
                 type=run.message_type,
                 category=run.stream.partition("-")[0],
                 statuses=frozenset([run.status]),
-                html=render_to_string("inspector/run-badge.html", {"run": run, "oob": True}),
+                html=row_html.run_badge(run, oob=True),
             )
         )
     if len(rows) == RUN_LIMIT:

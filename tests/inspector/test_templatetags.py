@@ -1,20 +1,83 @@
-"""The inspector's template tags draw exactly what the templates they stand in for draw."""
+"""The inspector's row tags draw exactly what the templates they replaced drew."""
 
+import json
+import re
 import uuid
 
 import pytest
 from django.template import Context, Template
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from bookshelf.commands import PlaceOrder
-from inspector.models import HandlerRun, RunStatus
+from inspector import rows
+from inspector.models import HandlerRun, Message, RunStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_run_badges_draw_what_the_badge_template_draws(domain, add_book):
-    book = add_book()
+# The markup these rows replaced, as Django templates drew it.
+BADGE = (
+    '<a id="run-{{ run.id }}"{% if oob %} hx-swap-oob="outerHTML"{% endif %} '
+    'class="run-badge status-{{ run.status }}" '
+    "href=\"{% url 'inspector:message' run.message_id %}#run-{{ run.id }}\" "
+    'title="{{ run.handler }}: {{ run.status }}{% if run.attempts %}, attempt {{ run.attempts }}'
+    "{% endif %}{% if run.duration_us is not None %}, {{ run.duration_us|ms }}{% endif %}"
+    '{% if run.error_type %} — {{ run.error_type|short_handler }}{% endif %}" '
+    'data-status="{{ run.status }}">{{ run.handler|short_handler }} '
+    '<span class="run-status">{{ run.status }}</span></a>'
+)
+FEED_ROW = (
+    '{% if oob %}<div hx-swap-oob="afterbegin:#feed-rows">{% endif %}'
+    '<div class="feed-row kind-{{ message.kind }}" id="msg-{{ message.id }}" '
+    'data-position="{{ message.global_position }}" role="row">'
+    '<span role="cell" class="col-pos">{{ message.global_position }}</span>'
+    '<span role="cell" class="col-type"><span class="kind-tag">{{ message.kind }}</span> '
+    "<a href=\"{% url 'inspector:message' message.id %}\">{{ message.type|short_type }}</a></span>"
+    '<span role="cell" class="col-stream" title="{{ message.stream }}">{{ message.stream }} '
+    '<span class="position">#{{ message.position }}</span></span>'
+    '<span role="cell" class="col-time"><time datetime="{{ message.time|date:\'c\' }}">'
+    '{{ message.time|date:"H:i:s.u"|slice:":12" }}</time></span>'
+    '<span role="cell" class="col-runs">{% with oob=False %}{% for run in runs %}'
+    + BADGE
+    + '{% empty %}<span class="muted">no handlers</span>{% endfor %}{% endwith %}</span>'
+    "</div>{% if oob %}</div>{% endif %}"
+)
+RUNS_CELL = (
+    "<td>{% for run in runs %}" + BADGE + '{% empty %}<span class="muted">—</span>{% endfor %}</td>'
+)
+SEARCH_ROW = (
+    '<tr data-global-position="{{ message.global_position }}">'
+    '<td class="number">{{ message.global_position }}</td>'
+    "<td><time datetime=\"{{ message.time|date:'c' }}\">"
+    '{{ message.time|date:"Y-m-d H:i:s" }}</time></td>'
+    '<td><span class="kind-tag">{{ message.kind }}</span> '
+    "<a href=\"{% url 'inspector:message' message.id %}\">{{ message.type|short_type }}</a></td>"
+    "<td><a href=\"{% url 'inspector:stream' message.stream %}#position-{{ message.position }}\">"
+    '<code>{{ message.stream }}</code></a> <span class="muted">@{{ message.position }}</span></td>'
+    "<td><a href=\"{% url 'inspector:flow' message.correlation_id %}\">"
+    '<code>{{ message.correlation_id|stringformat:"s"|slice:":8" }}</code></a></td>'
+    + RUNS_CELL
+    + '{% if show_data %}<td><code class="payload-line">{{ message.data_text }}</code></td>'
+    "{% endif %}</tr>"
+)
+STREAM_CELLS = (
+    '<td class="number">{{ message.position }}</td>'
+    "<td><a href=\"{% url 'inspector:message' message.id %}\">{{ message.type|short_type }}</a>"
+    '<br><span class="muted small">#{{ message.global_position }}</span></td>'
+    '<td><time datetime="{{ message.time|date:\'c\' }}">{{ message.time|date:"Y-m-d H:i:s.u" }}'
+    "</time></td>" + RUNS_CELL
+)
+
+
+def drawn(markup, **context):
+    html = Template("{% load inspector_tags %}" + markup).render(Context(context))
+    return re.sub(r">\s+<", "><", html.strip())
+
+
+@pytest.fixture
+def listed(domain, add_book):
+    """Messages with hostile text in their payload, stream and runs, and a run with none."""
+    book = add_book(title="<script>alert(1)</script>")
     domain.process(
         PlaceOrder(customer_name="<b>Al</b>", items=[{"book_id": str(book.id), "quantity": 1}])
     )
@@ -22,17 +85,49 @@ def test_run_badges_draw_what_the_badge_template_draws(domain, add_book):
     HandlerRun.objects.filter(pk=run.pk).update(
         status=RunStatus.FAILED, attempts=2, error_type='x.<Err"or>', duration_us=123456
     )
-    runs = list(HandlerRun.objects.filter(message_id=run.message_id).order_by("handler"))
-    runs += list(HandlerRun.objects.exclude(message_id=run.message_id)[:1])
-    for one in runs:
-        tag = Template("{% load inspector_tags %}{% run_badges runs %}").render(
-            Context({"runs": [one]})
+    messages = list(Message.objects.order_by("global_position"))
+    Message.objects.filter(pk=messages[0].pk).update(stream='odd::stream-<"&>')
+    messages[0].stream = 'odd::stream-<"&>'
+    runs = {}
+    for one in HandlerRun.objects.order_by("handler"):
+        runs.setdefault(one.message_id, []).append(one)
+    for message in messages:
+        message.listed_runs = runs.get(message.id, [])
+        message.data_text = json.dumps(message.data)
+    assert any(m.listed_runs for m in messages) and not all(m.listed_runs for m in messages)
+    return messages
+
+
+@pytest.mark.parametrize("oob", [False, True])
+def test_run_badges_draw_what_the_badge_template_drew(listed, oob):
+    runs = [run for message in listed for run in message.listed_runs]
+    for run in runs:
+        assert drawn("{% run_badge run %}", run=run) == drawn(BADGE, run=run, oob=False)
+        assert rows.run_badge(run, oob=oob) == drawn(BADGE, run=run, oob=oob)
+    assert "&lt;Err&quot;or&gt;" in drawn("{% run_badges runs %}", runs=runs)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/Los_Angeles"])
+def test_message_rows_draw_what_their_templates_drew(settings, listed, zone):
+    settings.TIME_ZONE = zone
+    for message in listed:
+        runs = message.listed_runs
+        assert drawn("{% feed_row m runs %}", m=message, runs=runs) == drawn(
+            FEED_ROW, message=message, runs=runs, oob=False
         )
-        include = render_to_string("inspector/run-badge.html", {"run": one, "oob": False})
-        assert tag == include
-    assert "&lt;Err&quot;or&gt;" in Template(
-        "{% load inspector_tags %}{% run_badges runs %}"
-    ).render(Context({"runs": runs}))
+        assert drawn("{{ html }}", html=rows.feed_row(message, runs, oob=True)) == drawn(
+            FEED_ROW, message=message, runs=runs, oob=True
+        )
+        for show in (True, False):
+            assert drawn("{% search_row m show %}", m=message, show=show) == drawn(
+                SEARCH_ROW, message=message, runs=runs, show_data=show
+            )
+        assert drawn("{% stream_cells m runs %}", m=message, runs=runs) == drawn(
+            STREAM_CELLS, message=message, runs=runs
+        )
+    every = "".join(rows.search_row(m, show_data=True) for m in listed)
+    assert "<script>" not in every and "&lt;script&gt;" in every
+    assert "&lt;b&gt;Al&lt;/b&gt;" in every
 
 
 @pytest.mark.parametrize(

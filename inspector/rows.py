@@ -1,0 +1,170 @@
+"""The HTML of what long lists repeat: run badges and message rows.
+
+A page lists fifty messages and a hundred runs, and the live feed sends every row again as
+a fragment. Drawn by Django templates, a row costs about half a millisecond (two dozen
+variable lookups, filters, escaping), which made the rows most of a page's time on a
+million-message store; built here with `format_html`, which escapes every value, a row
+costs a tenth of that. The inspector's templates call these through `inspector_tags`.
+"""
+
+import functools
+from urllib.parse import quote
+
+from django.urls import get_script_prefix, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import RFC3986_SUBDELIMS
+from django.utils.safestring import mark_safe
+
+NO_RUNS = mark_safe('<span class="muted">—</span>')
+
+
+def short_type(type_name):
+    """`bookshelf.OrderShipped.v1` → `OrderShipped`."""
+    parts = str(type_name).split(".")
+    return parts[-2] if len(parts) >= 3 else parts[-1]
+
+
+def short_handler(name):
+    """`bookshelf.InventoryEventHandler` → `InventoryEventHandler`."""
+    return str(name).rsplit(".", 1)[-1]
+
+
+def ms(duration_us):
+    if duration_us is None:
+        return ""
+    value = duration_us / 1000
+    return f"{value:.2f} ms" if value < 100 else f"{value:.0f} ms"
+
+
+@functools.lru_cache(maxsize=128)
+def _route(name, script_prefix):
+    marker = "00000000-0000-4000-8000-000000000000"
+    head, _, tail = reverse(name, args=[marker]).partition(marker)
+    return head, tail
+
+
+def route_url(name, value):
+    """`reverse(name, args=[value])` for a route with one `uuid` or `path` argument, reversed
+    once per route: the value is quoted as reverse() quotes it."""
+    head, tail = _route(name, get_script_prefix())
+    return f"{head}{quote(str(value), safe=RFC3986_SUBDELIMS + '/~:@')}{tail}"
+
+
+def time_element(value, pattern="%Y-%m-%d %H:%M:%S", *, digits=None):
+    """A `<time>` in the current time zone; `digits` cuts the shown text (milliseconds)."""
+    if value is None:
+        return mark_safe('<time datetime=""></time>')
+    local = timezone.template_localtime(value)
+    shown = local.strftime(pattern)
+    return format_html('<time datetime="{}">{}</time>', local.isoformat(), shown[:digits])
+
+
+def run_badge(run, *, oob=False, url=None):
+    """One run as a coloured badge linking to its message; `oob` swaps it in place (htmx)."""
+    title = f"{run.handler}: {run.status}"
+    if run.attempts:
+        title += f", attempt {run.attempts}"
+    if run.duration_us is not None:
+        title += f", {ms(run.duration_us)}"
+    if run.error_type:
+        title += f" — {short_handler(run.error_type)}"
+    return format_html(
+        '<a id="run-{}"{} class="run-badge status-{}" href="{}#run-{}" title="{}" '
+        'data-status="{}">{} <span class="run-status">{}</span></a>',
+        run.id,
+        mark_safe(' hx-swap-oob="outerHTML"') if oob else "",
+        run.status,
+        url or route_url("inspector:message", run.message_id),
+        run.id,
+        title,
+        run.status,
+        short_handler(run.handler),
+        run.status,
+    )
+
+
+def run_badges(runs, *, empty=NO_RUNS):
+    """The badges of one message's runs, or `empty` when it has none."""
+    if not runs:
+        return empty
+    url = route_url("inspector:message", runs[0].message_id)
+    return mark_safe("\n".join(run_badge(run, url=url) for run in runs))  # each is escaped
+
+
+def feed_row(message, runs, *, oob=False):
+    """A live feed row; `oob` prepends it to the open page's rows (htmx out of band)."""
+    row = format_html(
+        '<div class="feed-row kind-{}" id="msg-{}" data-position="{}" role="row">\n'
+        '  <span role="cell" class="col-pos">{}</span>\n'
+        '  <span role="cell" class="col-type"><span class="kind-tag">{}</span> '
+        '<a href="{}">{}</a></span>\n'
+        '  <span role="cell" class="col-stream" title="{}">{} '
+        '<span class="position">#{}</span></span>\n'
+        '  <span role="cell" class="col-time">{}</span>\n'
+        '  <span role="cell" class="col-runs">{}</span>\n'
+        "</div>",
+        message.kind,
+        message.id,
+        message.global_position,
+        message.global_position,
+        message.kind,
+        route_url("inspector:message", message.id),
+        short_type(message.type),
+        message.stream,
+        message.stream,
+        message.position,
+        time_element(message.time, "%H:%M:%S.%f", digits=12),
+        run_badges(runs, empty=mark_safe('<span class="muted">no handlers</span>')),
+    )
+    if oob:
+        return format_html('<div hx-swap-oob="afterbegin:#feed-rows">{}</div>', row)
+    return row
+
+
+def search_row(message, *, show_data):
+    """A search result: time, message, stream and position, correlation, runs, data."""
+    data = ""
+    if show_data:
+        data = format_html('<td><code class="payload-line">{}</code></td>', message.data_text)
+    return format_html(
+        '<tr data-global-position="{}">\n'
+        '  <td class="number">{}</td>\n'
+        "  <td>{}</td>\n"
+        '  <td><span class="kind-tag">{}</span> <a href="{}">{}</a></td>\n'
+        '  <td><a href="{}#position-{}"><code>{}</code></a> <span class="muted">@{}</span></td>\n'
+        '  <td><a href="{}"><code>{}</code></a></td>\n'
+        "  <td>{}</td>\n"
+        "  {}\n"
+        "</tr>",
+        message.global_position,
+        message.global_position,
+        time_element(message.time),
+        message.kind,
+        route_url("inspector:message", message.id),
+        short_type(message.type),
+        route_url("inspector:stream", message.stream),
+        message.position,
+        message.stream,
+        message.position,
+        route_url("inspector:flow", message.correlation_id),
+        str(message.correlation_id)[:8],
+        run_badges(message.listed_runs),
+        data,
+    )
+
+
+def stream_cells(message, runs):
+    """The cells a stream's message starts its row with: position, message, time, runs."""
+    return format_html(
+        '<td class="number">{}</td>\n'
+        '  <td><a href="{}">{}</a><br><span class="muted small">#{}</span></td>\n'
+        "  <td>{}</td>\n"
+        "  <td>{}</td>",
+        message.position,
+        route_url("inspector:message", message.id),
+        short_type(message.type),
+        message.global_position,
+        time_element(message.time, "%Y-%m-%d %H:%M:%S.%f"),
+        run_badges(runs),
+    )
