@@ -22,11 +22,11 @@ from datetime import timedelta
 from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections
 from django.db.models import Max
 from django.utils import timezone
 
 from inspector import rows as row_html
+from inspector.connections import close_broken_connections
 from inspector.models import HandlerRun, Message
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def current_position():
 
 def message_items(*, after, limit=BATCH):
     """Fragments for the messages after a global position, with their runs' badges."""
-    close_old_connections()
+    close_broken_connections()
     rows = list(Message.objects.after(after)[:limit])
     runs = {}
     if rows:
@@ -106,7 +106,7 @@ def run_items(*, since, seen):
     seen (commits land late), or the latest change itself when this read was cut at the
     limit, so a burst of changes is walked through instead of re-read.
     """
-    close_old_connections()
+    close_broken_connections()
     items = []
     latest = since
     changed = (

@@ -25,10 +25,11 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from inspector import payload_index
+from inspector.connections import close_broken_connections
 from inspector.models import (
     HandlerAttempt,
     HandlerLastAttempt,
@@ -390,7 +391,7 @@ class Indexer:
     def run(self):
         try:
             while not self._stopping.is_set():
-                close_old_connections()
+                close_broken_connections()
                 try:
                     wait = self.step_once()
                 except Exception:

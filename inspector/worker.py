@@ -7,10 +7,11 @@ import threading
 import uuid
 from datetime import timedelta
 
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from inspector import feed, store
+from inspector.connections import close_broken_connections
 from inspector.models import HandlerRun, RunStatus
 from inspector.wakeup import Waiter
 
@@ -269,7 +270,7 @@ class Worker:
 
     def run_once(self):
         """Claim one batch and execute it; return how many runs were executed."""
-        close_old_connections()
+        close_broken_connections()
         if not self._budget_left():
             return 0
         limit = self.batch_size
@@ -315,7 +316,7 @@ class Worker:
         interval = self.lease.total_seconds() / 3
         while not self._stopping.wait(interval):
             try:
-                close_old_connections()
+                close_broken_connections()
                 self.renew_leases()
             except Exception:
                 logger.exception("Lease renewal failed worker_id=%s", self.worker_id)
