@@ -83,6 +83,13 @@ if os.environ.get("DATABASE_URL"):
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             {"server_side_binding": True}
             | ({"prepare_threshold": 5} if env_bool("INSPECTOR_PG_PREPARE", True) else {})
+            # A pool per process: a request or a websocket read borrows a connection instead
+            # of opening one (8 ms here), and prepared statements outlive the request.
+            | (
+                {"pool": {"min_size": 2, "max_size": 20}}
+                if env_bool("INSPECTOR_PG_POOL", True)
+                else {}
+            )
         )
 else:
     DATABASES = {

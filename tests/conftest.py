@@ -64,8 +64,15 @@ def django_db_setup(request, django_db_setup, django_db_blocker):
 
     if connection.vendor != "postgresql":
         return
-    with django_db_blocker.unblock():
-        lingering = _other_sessions(connection, wait=10.0)
+    import psycopg
+
+    connection.close()
+    connection.close_pool()  # this process's own idle connections go first
+    params = connection.get_connection_params()
+    params.pop("pool", None)
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params, autocommit=True) as admin:
+        lingering = _other_sessions(admin, wait=10.0)
         if lingering:
             plugins = request.config.pluginmanager
             with plugins.get_plugin("capturemanager").global_and_fixture_disabled():
@@ -73,28 +80,22 @@ def django_db_setup(request, django_db_setup, django_db_blocker):
                 reporter.write_line("Sessions still open on the test database, ended:")
                 for row in lingering:
                     reporter.write_line(f"  {row}")
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    " AND backend_type = 'client backend'"
-                )
-        connection.close()
+            admin.execute(f"SELECT pg_terminate_backend(pid) FROM ({OTHER_SESSIONS}) s")
 
 
-def _other_sessions(connection, *, wait):
+OTHER_SESSIONS = (
+    "SELECT pid, application_name, state, backend_start, left(query, 120) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    " AND backend_type = 'client backend'"
+)
+
+
+def _other_sessions(admin, *, wait):
     import time
 
     deadline = time.monotonic() + wait
     while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pid, application_name, state, backend_start, left(query, 120)"
-                " FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                " AND backend_type = 'client backend'"
-            )
-            rows = cursor.fetchall()
+        rows = admin.execute(OTHER_SESSIONS).fetchall()
         if not rows or time.monotonic() > deadline:
             return rows
         time.sleep(0.1)

@@ -3,7 +3,6 @@
 import signal
 
 from django.core.management.base import BaseCommand
-from django.db import connections
 
 from inspector.indexer import start_indexer_thread
 from inspector.worker import Worker
@@ -30,13 +29,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        # A worker process loops on the database: keep connections for a minute (checked
-        # before reuse) instead of reconnecting on every claim. Web processes keep their own
-        # setting; this only changes this process.
-        for alias in connections:
-            connections.settings[alias]["CONN_MAX_AGE"] = 60
-            connections.settings[alias]["CONN_HEALTH_CHECKS"] = True
-        connections.close_all()
         worker = Worker(
             worker_id=options["worker_id"],
             concurrency=options["concurrency"],
