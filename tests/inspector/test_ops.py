@@ -1,7 +1,7 @@
 """/metrics in Prometheus format, read from the database at scrape time; /healthz."""
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from bookshelf.commands import ConfirmOrder, PlaceOrder, ShipOrder
@@ -206,3 +206,18 @@ def test_healthz_is_503_when_the_database_fails(client, monkeypatch):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert b"database" in response.content
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's connection pool (psycopg_pool)"
+)
+def test_postgresql_requests_borrow_pooled_connections(client):
+    """Connecting cost 8 ms a request; the pool lends a handful of backends over and over."""
+    backends = set()
+    for _ in range(12):
+        assert client.get("/healthz").status_code == 200
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backends.add(cursor.fetchone()[0])
+        connection.close()  # as at the end of a request: back to the pool
+    assert len(backends) <= 4  # twelve without the pool
