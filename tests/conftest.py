@@ -56,9 +56,11 @@ def _fresh_paused_handlers():
 
 @pytest.fixture(scope="session")
 def django_db_setup(request, django_db_setup, django_db_blocker):
-    """Let PostgreSQL end the sessions of the worker, daphne and shell processes the tests
-    stopped before the test database is dropped; a SIGKILLed client's backend can outlive
-    it by a moment. A session that stays is reported, then ended, so the drop succeeds."""
+    """Before the test database is dropped, let PostgreSQL end the sessions of the worker,
+    daphne and shell processes the tests stopped (a SIGKILLed client's backend can outlive
+    it by a moment). A session that stays is reported, then ended, so the drop succeeds:
+    seen so far, the idle connection of a live-feed read that ran on a thread other than
+    the test's own (the feed's reader keeps its connection, as in a web process)."""
     yield
     from django.db import connection
 
