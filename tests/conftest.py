@@ -55,7 +55,7 @@ def _fresh_paused_handlers():
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(request, django_db_setup, django_db_blocker):
+def django_db_setup(request, django_db_setup):
     """Before the test database is dropped, let PostgreSQL end the sessions of the worker,
     daphne and shell processes the tests stopped (a SIGKILLed client's backend can outlive
     it by a moment). A session that stays is reported, then ended, so the drop succeeds:

@@ -20,25 +20,8 @@ def pretty_json(value):
 
 
 @register.simple_tag
-def route_url(name, value):
-    """`{% url name value %}` for a route with one `uuid` or `path` argument, reversed once."""
-    return rows.route_url(name, value)
-
-
-@register.simple_tag
-def time_element(value):
-    """`<time datetime="…">Y-m-d H:i:s</time>` in the current time zone."""
-    return rows.time_element(value)
-
-
-@register.simple_tag
 def run_badge(run):
     return rows.run_badge(run)
-
-
-@register.simple_tag
-def run_badges(runs):
-    return rows.run_badges(runs)
 
 
 @register.simple_tag
