@@ -56,6 +56,9 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=None, help="Default: 2 PG, 1 SQLite.")
     parser.add_argument("--concurrency", type=int, default=1, help="Threads per worker.")
     parser.add_argument("--batch-size", type=int, default=10, help="Runs claimed at once.")
+    parser.add_argument(
+        "--commit-window", type=float, default=20.0, help="run_handlers --commit-window (ms)."
+    )
     parser.add_argument("--poll", type=float, default=None, help="Default: 1.0 PG, 0.1 SQLite.")
     parser.add_argument("--streams", type=int, default=100, help="Streams the events spread on.")
     parser.add_argument("--rate", type=float, default=200.0, help="Offered events/s.")
@@ -463,6 +466,7 @@ class Bench:
     def start_workers(self):
         options = ["--poll", str(self.poll), "--batch-size", str(self.args.batch_size)]
         options += ["--concurrency", str(self.args.concurrency)]
+        options += ["--commit-window", str(self.args.commit_window)]
         options += ["--no-indexer"] if self.args.no_indexer else []
         self.workers = Workers(count=self.count, env=self.env, options=options, folder=self.folder)
         self.stack.callback(self.workers.stop)
@@ -477,7 +481,7 @@ def run_one(args, db):
         print(f"load average before (1 min, {os.cpu_count()} CPUs): {os.getloadavg()[0]:.2f}")
         print(
             f"workers: {bench.count} × concurrency {args.concurrency}, poll {bench.poll} s,"
-            f" batch {args.batch_size},"
+            f" batch {args.batch_size}, commit window {args.commit_window:g} ms,"
             f" store indexer {'off' if args.no_indexer else 'on (a thread in each worker)'}"
         )
         print(

@@ -272,7 +272,7 @@ class Dispatcher:
                 error_message=str(exc),
                 traceback=formatted,
             )
-        feed.poke()
+            transaction.on_commit(feed.poke)  # a worker may commit a group of runs at once
         logger.warning(
             "Handler run failed run=%s handler=%s attempt=%s status=%s error=%s",
             run.pk,

@@ -4,6 +4,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -57,6 +58,7 @@ class Worker:
         lease_seconds=30.0,
         poll_interval=None,
         max_runs=None,
+        commit_window=0.02,
     ):
         if domain is None:
             from inspector.domain import current_domain
@@ -72,6 +74,7 @@ class Worker:
             poll_interval = 1.0 if connection.vendor == "postgresql" else 0.1
         self.poll_interval = poll_interval
         self.max_runs = max_runs
+        self.commit_window = commit_window
         self.processed = 0
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -138,23 +141,26 @@ class Worker:
         pk = HandlerRun._meta.pk
         return [pk.to_python(value) for value in ids]
 
+    # A claim whose candidates another worker leased first looks again this many times:
+    # workers choose the same oldest runs, and one that lost the race would otherwise wait
+    # for the next notification with work still due.
+    CLAIM_ATTEMPTS = 3
+
     def claim(self, limit=None):
         """Lease up to `limit` due runs; only the write takes a lock, and only briefly."""
-        now = timezone.now()
         limit = limit or self.batch_size
-        # Only the earliest unfinished run of a stream is a candidate, so a batch never holds
-        # two runs of one stream for one handler.
-        chosen = []
-        for window in CLAIM_WINDOWS:
-            chosen = self._candidate_ids(now, limit, window=window)
-            if chosen or not self._window_was_full(window):
+        ids = []
+        for _attempt in range(self.CLAIM_ATTEMPTS):
+            now = timezone.now()
+            chosen = self._choose(now, limit)
+            if not chosen:
+                return []
+            if connection.vendor == "postgresql":
+                ids = self._lease_skip_locked(chosen, now)
+            else:
+                ids = self._lease_under_write_lock(chosen, now)
+            if ids:
                 break
-        if not chosen:
-            return []
-        if connection.vendor == "postgresql":
-            ids = self._lease_skip_locked(chosen, now)
-        else:
-            ids = self._lease_under_write_lock(chosen, now)
         if not ids:
             return []
         # Sorted here: asked to sort, SQLite would walk a global-position index end to end.
@@ -169,6 +175,16 @@ class Worker:
         with self._lock:
             self._in_progress.update(run.pk for run in runs)
         return runs
+
+    def _choose(self, now, limit):
+        """Candidates for a claim. Only the earliest unfinished run of a stream is one, so a
+        batch never holds two runs of one stream for one handler."""
+        chosen = []
+        for window in CLAIM_WINDOWS:
+            chosen = self._candidate_ids(now, limit, window=window)
+            if chosen or not self._window_was_full(window):
+                break
+        return chosen
 
     def _lease_skip_locked(self, chosen, now):
         """PostgreSQL, one statement: lock the chosen rows no one else holds, re-check on the
@@ -278,12 +294,40 @@ class Worker:
             limit = max(1, min(limit, self.max_runs - self.processed))
         runs = self.claim(limit)
         done = 0
-        for index, run in enumerate(runs):
-            if self._stopping.is_set():
-                self.release(runs[index:])
-                break
-            self.execute(run)
-            done += 1
+        while done < len(runs) and not self._stopping.is_set():
+            done += self._execute_group(runs[done:])
+        if done < len(runs):
+            self.release(runs[done:])
+        return done
+
+    def _execute_group(self, runs):
+        """Execute runs in one transaction until `commit_window` has passed; return how many.
+
+        Group commit: each run is its own savepoint (its unit of work), so a failing run
+        rolls back alone and records its failure, while the group pays for one commit.
+        Nothing is lost if the worker dies first: no outcome is committed, so the leases
+        expire and the runs are claimed again. The window bounds how long a group holds its
+        row locks (and, on SQLite, the write lock).
+        """
+        if not self.commit_window:
+            self.execute(runs[0])
+            return 1
+        done, error = 0, None
+        deadline = time.monotonic() + self.commit_window
+        with transaction.atomic():
+            for run in runs:
+                if self._stopping.is_set():
+                    break
+                try:
+                    self.execute(run)
+                except Exception as exc:  # not the handler's failure: that one is recorded
+                    error = exc  # the group's earlier outcomes are still committed
+                    break
+                done += 1
+                if time.monotonic() >= deadline:
+                    break
+        if error is not None:
+            raise error
         return done
 
     def drain(self):

@@ -413,3 +413,54 @@ def test_a_worker_keeps_a_healthy_connection_between_batches(async_domain):
         assert worker.run_once() == 2
         assert connection.connection is not first
     assert Seen.objects.count() >= 4
+
+
+def test_a_run_that_fails_in_a_group_commit_rolls_back_alone(async_domain):
+    """Runs claimed together share one commit; each is its own savepoint, so a database
+    error in one (which aborts the whole transaction on PostgreSQL) undoes only its writes."""
+    append_pings(async_domain, "probe::skipping", 5, streams=5)
+    Switch.objects.create(name="skipping-db-2", on=True)
+
+    assert Worker(worker_id="test-group", batch_size=5, commit_window=60.0).run_once() == 5
+
+    assert sorted(Seen.objects.filter(handler="Skipping").values_list("n", flat=True)) == [
+        0,
+        1,
+        3,
+        4,
+    ]
+    runs = {run.position + 10 * int(run.stream[-1]): run for run in HandlerRun.objects.all()}
+    assert [runs[10 * n].status for n in range(5)] == ["succeeded"] * 2 + ["dead"] + [
+        "succeeded"
+    ] * 2
+    assert "IntegrityError" in runs[20].error_type
+    assert HandlerAttempt.objects.get(run=runs[20]).number == 1
+    assert not HandlerRun.objects.exclude(claimed_by="").exists()
+
+
+def test_a_worker_that_loses_the_race_for_its_candidates_claims_the_next_ones(
+    async_domain, monkeypatch
+):
+    """Workers choose the same oldest runs; one whose choice another worker leased first
+    looks again instead of idling until the next notification."""
+    append_pings(async_domain, "probe::ping", 8, streams=8)  # 16 runs, 16 stream heads
+    first = Worker(worker_id="test-first", batch_size=4)
+    second = Worker(worker_id="test-second", batch_size=4)
+    choose = second._choose
+    calls = []
+
+    def stale_choice(now, limit):
+        calls.append(limit)
+        if len(calls) == 1:  # chosen before `first` leased the same runs
+            chosen = choose(now, limit)
+            first.claim()
+            return chosen
+        return choose(now, limit)
+
+    monkeypatch.setattr(second, "_choose", stale_choice)
+    claimed = second.claim()
+
+    assert len(calls) == 2 and len(claimed) == 4
+    owners = dict(HandlerRun.objects.filter(status="running").values_list("id", "claimed_by"))
+    assert len(owners) == 8
+    assert {owners[run.pk] for run in claimed} == {"test-second"}

@@ -68,3 +68,5 @@ class Skipping:
         if failing(f"skipping-{event.n}"):
             raise RuntimeError(f"skipping fails on n={event.n}")
         record("Skipping", event)
+        if failing(f"skipping-db-{event.n}"):  # a database error after a write of its own
+            Seen.objects.create(handler=None, message_id=event._metadata.id, stream="", position=0)

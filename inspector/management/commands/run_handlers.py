@@ -23,6 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("--poll", type=float, default=None, help="Idle poll interval (s).")
         parser.add_argument("--batch-size", type=int, default=10, help="Runs claimed at once.")
         parser.add_argument(
+            "--commit-window",
+            type=float,
+            default=20.0,
+            help="Milliseconds a group of claimed runs may share one commit (0: a commit a run).",
+        )
+        parser.add_argument(
             "--no-indexer",
             action="store_true",
             help="Do not run the store indexer thread beside the workers.",
@@ -37,6 +43,7 @@ class Command(BaseCommand):
             lease_seconds=options["lease"],
             poll_interval=options["poll"],
             max_runs=options["max_runs"],
+            commit_window=options["commit_window"] / 1000,
         )
         if options["batch"]:
             count = worker.drain()
