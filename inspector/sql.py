@@ -153,6 +153,53 @@ def update_row(model, pk, values, *, where=None, using=DEFAULT_DB_ALIAS):
         return cursor.rowcount
 
 
+@functools.cache
+def _columns(model, alias, vendor, names, table_alias):
+    """Quoted `alias.column` SQL, attnames and converters for the named fields of `model`."""
+    conn = connections[alias]
+    qn = conn.ops.quote_name
+    fields = [model._meta.get_field(name) for name in names]
+    columns = ", ".join(f"{table_alias}.{qn(field.column)}" for field in fields)
+    converters = []
+    for index, field in enumerate(fields):
+        col = field.get_col(table_alias)
+        convert = conn.ops.get_db_converters(col) + field.get_db_converters(conn)
+        if convert:
+            converters.append((index, convert, col))
+    return columns, [field.attname for field in fields], converters
+
+
+class Columns:
+    """Some columns of one model in a hand-written SELECT, turned back into instances."""
+
+    def __init__(self, model, names, table_alias, *, using=DEFAULT_DB_ALIAS):
+        self.model, self.names, self.table_alias, self.using = (
+            model,
+            tuple(names),
+            table_alias,
+            using,
+        )
+
+    def _compiled(self):
+        conn = connections[self.using]
+        return conn, _columns(self.model, conn.alias, conn.vendor, self.names, self.table_alias)
+
+    @property
+    def sql(self):
+        return self._compiled()[1][0]
+
+    def load(self, row, offset=0):
+        """The instance for `row[offset:offset + len(names)]`, converted as the ORM would."""
+        conn, (_sql, attnames, converters) = self._compiled()
+        values = list(row[offset : offset + len(attnames)])
+        for index, convert, col in converters:
+            value = values[index]
+            for converter in convert:
+                value = converter(value, col, conn)
+            values[index] = value
+        return self.model.from_db(conn.alias, attnames, values)
+
+
 _ANY_UUID = uuid.UUID(int=0)
 
 

@@ -13,10 +13,25 @@ from django.utils import timezone
 
 from inspector import feed, store
 from inspector.connections import close_broken_connections
-from inspector.models import HandlerRun, RunStatus
+from inspector.models import HandlerRun, Message, RunStatus
+from inspector.sql import Columns
 from inspector.wakeup import Waiter
 
 logger = logging.getLogger(__name__)
+
+# What executing a run reads of its message: all of it but the category and causation column.
+MESSAGE_FIELDS = (
+    "id",
+    "kind",
+    "type",
+    "stream",
+    "position",
+    "global_position",
+    "data",
+    "metadata",
+    "correlation_id",
+    "time",
+)
 
 
 # How many of the oldest unfinished runs a claim looks at: a small index walk first, wider
@@ -163,18 +178,32 @@ class Worker:
                 break
         if not ids:
             return []
-        # Sorted here: asked to sort, SQLite would walk a global-position index end to end.
-        runs = sorted(
-            HandlerRun.objects.filter(pk__in=ids)
-            .select_related("message")
-            .only(*self.RUN_FIELDS, "message")
-            .order_by(),
-            key=lambda run: run.global_position,
-        )
+        runs = self._load(ids)
         feed.poke()  # the runs are now "running"
         with self._lock:
             self._in_progress.update(run.pk for run in runs)
         return runs
+
+    def _load(self, ids):
+        """The leased runs with their messages, in global order: one query, no ORM compile."""
+        run_columns = Columns(HandlerRun, self.RUN_FIELDS, "r")
+        message_columns = Columns(Message, MESSAGE_FIELDS, "m")
+        pk = HandlerRun._meta.pk
+        marks = ", ".join(["%s"] * len(ids))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {run_columns.sql}, {message_columns.sql} FROM inspector_handlerrun r "
+                f"JOIN inspector_message m ON m.id = r.message_id WHERE r.id IN ({marks})",
+                [pk.get_db_prep_value(pk.to_python(value), connection) for value in ids],
+            )
+            rows = cursor.fetchall()
+        runs = []
+        for row in rows:
+            run = run_columns.load(row)
+            run.message = message_columns.load(row, len(self.RUN_FIELDS))
+            runs.append(run)
+        # Sorted here: asked to sort, SQLite would walk a global-position index end to end.
+        return sorted(runs, key=lambda run: run.global_position)
 
     def _choose(self, now, limit):
         """Candidates for a claim. Only the earliest unfinished run of a stream is one, so a
