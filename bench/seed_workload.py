@@ -2,11 +2,18 @@
 
 Runs against a fresh SQLite file and prints one figure a line. Protean 0.18 manages about
 4 iterations/s here; plain Django ORM on SQLite about 2,800 one-row transactions/s.
+
+On a fresh file it also logs the statements SQLite ran for the first 300 iterations and
+replays them with plain sqlite3 on an empty copy of the database: the SQL floor, what those
+statements cost with no Python between them, and so the most iterations/s any Python on top
+could reach with this schema.
 """
 
 import argparse
 import os
 import resource
+import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -32,6 +39,58 @@ def setup(db_path):
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+
+FLOOR_ITERATIONS = 300
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA cache_size=-65536",
+)
+
+
+class StatementLog:
+    """Every statement SQLite runs for the first iterations, values inlined, kept in a file."""
+
+    def __init__(self, path):
+        self.file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
+        self.count = 0
+
+    def start(self):
+        from django.db import connection
+
+        connection.ensure_connection()
+        connection.connection.set_trace_callback(self.write)
+
+    def write(self, sql):
+        if not sql.startswith("PRAGMA"):
+            self.file.write(sql + "\0")
+            self.count += 1
+
+    def stop(self):
+        from django.db import connection
+
+        connection.connection.set_trace_callback(None)
+        self.file.close()
+
+
+def sql_floor(statements_path, empty_copy):
+    """ms per iteration for the logged statements replayed by plain sqlite3 on an empty copy
+    of the database: what the SQL alone costs, with no Python between the statements."""
+    db = sqlite3.connect(empty_copy, isolation_level=None)
+    for pragma in PRAGMAS:
+        db.execute(pragma)
+    db.execute("PRAGMA wal_autocheckpoint=0")  # the app checkpoints from another thread
+    with open(statements_path, encoding="utf-8") as file:
+        statements = [sql for sql in file.read().split("\0") if sql]
+    started = time.perf_counter()
+    for sql in statements:
+        db.execute(sql)
+    elapsed = time.perf_counter() - started
+    db.close()
+    commits = sum(1 for sql in statements if sql.startswith("COMMIT"))
+    return elapsed, len(statements), commits
 
 
 def iteration(domain, n):
@@ -66,12 +125,22 @@ def main():
         first_new = last.global_position + 1 if last else 0
         runs_before = HandlerRun.objects.exclude(status="succeeded").count()
 
+        statements = None
+        if not args.sqlite_path:  # a fresh file: keep an empty copy to replay the SQL on
+            empty_copy = str(Path(tmp) / "empty.sqlite3")
+            shutil.copy(str(Path(tmp) / "bench.sqlite3"), empty_copy)
+            statements = StatementLog(str(Path(tmp) / "statements.sql"))
+            statements.start()
+        logged = min(args.iterations, FLOOR_ITERATIONS)
+
         durations = []
         started = time.perf_counter()
         for n in range(args.iterations):
             t0 = time.perf_counter()
             iteration(domain, n)
             durations.append(time.perf_counter() - t0)
+            if statements is not None and n + 1 == logged:
+                statements.stop()
         elapsed = time.perf_counter() - started
 
         stored = Message.objects.count() - stored_before
@@ -97,6 +166,16 @@ def main():
         ]
         print("iterations/s by tenth: " + " ".join(f"{rate:.0f}" for rate in tenths))
         print("target iterations/s: 200 (Protean 0.18: about 4)")
+        if statements is not None:
+            floor_s, count, commits = sql_floor(statements.file.name, empty_copy)
+            floor_ms = floor_s * 1000 / logged
+            per = count / logged
+            print(f"SQL statements per iteration: {per:.1f} ({commits / logged:.1f} commits)")
+            print(
+                f"SQL floor ms per iteration (the first {logged} iterations' statements"
+                f" replayed by plain sqlite3): {floor_ms:.2f}"
+            )
+            print(f"iterations/s the SQL alone allows: {1000 / floor_ms:.0f}")
 
 
 if __name__ == "__main__":
