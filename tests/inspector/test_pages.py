@@ -675,6 +675,31 @@ def test_bad_search_input_is_a_form_error(operator, shop, params, field, error):
     assert full.status_code == 400 and "<html" in full.content.decode()
 
 
+def test_the_search_form_shows_each_query_and_each_users_fields(operator, shop, django_user_model):
+    """The form's HTML is drawn once per query: it must still be the asker's own."""
+    from django.test import Client
+
+    def search_form(response):
+        assert response.status_code == 200
+        return response.content.decode().split('class="search-form"')[1].split("</form>")[0]
+
+    url = reverse("inspector:search")
+    query = {"category": "bookshelf::order", "field": "customer_name=Alice Johnson"}
+    first = search_form(operator.get(url, query))
+    assert 'name="field" value="customer_name=Alice Johnson"' in first
+    assert 'name="category" value="bookshelf::order"' in first
+    other = search_form(operator.get(url, {"category": "bookshelf::book"}))
+    assert 'name="category" value="bookshelf::book"' in other
+    assert 'name="field"' in other and "Alice Johnson" not in other
+
+    assert 'name="field"' in search_form(operator.get(url, {"category": "bookshelf::order"}))
+    watcher = Client()
+    watcher.force_login(_user(django_user_model, "watcher"))
+    form = search_form(watcher.get(url, {"category": "bookshelf::order"}))
+    assert 'name="field"' not in form
+    assert 'name="category" value="bookshelf::order"' in form
+
+
 def test_search_pages_continue_where_the_last_one_ended(domain, operator, shop, monkeypatch):
     monkeypatch.setattr(selectors, "PAGE_SIZE", 4)
     everything = list(
