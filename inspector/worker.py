@@ -156,9 +156,10 @@ class Worker:
         pk = HandlerRun._meta.pk
         return [pk.to_python(value) for value in ids]
 
-    # A claim whose candidates another worker leased first looks again this many times:
-    # workers choose the same oldest runs, and one that lost the race would otherwise wait
-    # for the next notification with work still due.
+    # A claim whose full batch of candidates another worker leased first looks again this
+    # many times: workers choose the same oldest runs, and during a backlog one that lost the
+    # race would otherwise wait for the next notification with work still due. A batch that
+    # was not full held every due run, so there is nothing left to look for.
     CLAIM_ATTEMPTS = 3
 
     def claim(self, limit=None):
@@ -174,7 +175,7 @@ class Worker:
                 ids = self._lease_skip_locked(chosen, now)
             else:
                 ids = self._lease_under_write_lock(chosen, now)
-            if ids:
+            if ids or len(chosen) < limit:
                 break
         if not ids:
             return []
