@@ -101,3 +101,22 @@ def _other_sessions(admin, *, wait):
         if not rows or time.monotonic() > deadline:
             return rows
         time.sleep(0.1)
+
+
+def pytest_sessionfinish(session):
+    """Remove what the SQLite test database leaves beside its file once it is dropped: the
+    write-ahead log and shared memory of connections still open on other threads, and the
+    writers' lock file (inspector/backends/sqlite3)."""
+    import contextlib
+    import os
+
+    from django.conf import settings
+
+    if not settings.configured or not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        return
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if not name or os.path.exists(name):  # kept (--reuse-db) or never created
+        return
+    for suffix in ("-wal", "-shm", "-writers"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(name + suffix)
