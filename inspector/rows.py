@@ -185,3 +185,27 @@ def stream_cells(message, runs):
         time_element(message.time, "%Y-%m-%d %H:%M:%S.%f"),
         run_badges(runs),
     )
+
+
+def history_cells(changed, state):
+    """An aggregate's history row after its message: the fields it changed, then the state,
+    changed fields marked (`changed`: (field, shown value); `state`: (field, value, changed))."""
+    changed_html = "".join(
+        format_html("<dt>{}</dt><dd><code>{}</code></dd>", key, value) for key, value in changed
+    )
+    state_html = "".join(
+        format_html(
+            '<dt class="changed">{}</dt><dd class="changed"><code>{}</code>'
+            '<span class="visually-hidden"> (changed)</span></dd>'
+            if was_changed
+            else "<dt>{}</dt><dd><code>{}</code></dd>",
+            key,
+            value,
+        )
+        for key, value, was_changed in state
+    )
+    return format_html(
+        '<td><dl class="fields">{}</dl></td>\n      <td><dl class="fields state">{}</dl></td>',
+        SafeString(changed_html or '<dd class="muted">nothing</dd>'),
+        SafeString(state_html),
+    )

@@ -37,3 +37,8 @@ def search_row(message, show_data):
 @register.simple_tag
 def stream_cells(message, runs):
     return rows.stream_cells(message, runs)
+
+
+@register.simple_tag
+def history_cells(changed, state):
+    return rows.history_cells(changed, state)

@@ -155,3 +155,35 @@ def test_time_element_is_the_date_filters(settings, zone):
             """<time datetime="{{ value|date:'c' }}">{{ value|date:"Y-m-d H:i:s" }}</time>"""
         ).render(context)
         assert tag == filters
+
+
+HISTORY_CELLS = (
+    '<td><dl class="fields">{% for key, value in changed %}<dt>{{ key }}</dt><dd><code>'
+    '{{ value }}</code></dd>{% empty %}<dd class="muted">nothing</dd>{% endfor %}</dl></td>'
+    '<td><dl class="fields state">{% for key, value, changed in state %}'
+    '<dt{% if changed %} class="changed"{% endif %}>{{ key }}</dt>'
+    '<dd{% if changed %} class="changed"{% endif %}><code>{{ value }}</code>'
+    '{% if changed %}<span class="visually-hidden"> (changed)</span>{% endif %}</dd>'
+    "{% endfor %}</dl></td>"
+)
+
+
+@pytest.mark.parametrize(
+    "changed, state",
+    [
+        ([], [("status", '"PENDING"', False)]),
+        (
+            [("status", '"SHIPPED"'), ("customer_name", '"<b>Al</b> & \'co\'"')],
+            [
+                ("customer_name", '"<b>Al</b> & \'co\'"', True),
+                ("status", '"SHIPPED"', True),
+                ("items", '[{"quantity": 2}]', False),
+            ],
+        ),
+    ],
+)
+def test_history_cells_draw_what_the_stream_template_drew(changed, state):
+    assert drawn("{% history_cells changed state %}", changed=changed, state=state) == drawn(
+        HISTORY_CELLS, changed=changed, state=state
+    )
+    assert "<b>" not in rows.history_cells(changed, state)
