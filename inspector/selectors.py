@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, Prefetch
+from django.db.models import Count, F, Max, Min
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
@@ -53,10 +53,6 @@ def _page(rows, limit, key):
     if len(rows) > limit:
         return KeysetPage(items=rows[:limit], next_after=key(rows[limit - 1]))
     return KeysetPage(items=rows)
-
-
-def _runs_prefetch():
-    return Prefetch("runs", queryset=HandlerRun.objects.order_by("handler"))
 
 
 def _with_listed_runs(messages):
@@ -123,10 +119,8 @@ def stream_list(*, category, after="", limit=None):
 def stream_message_list(*, stream, after=-1, limit=None):
     """One stream's messages by position after `after`, with their handler runs."""
     limit = limit or PAGE_SIZE
-    rows = list(
-        Message.objects.filter(stream=stream, position__gt=after)
-        .order_by("position")
-        .prefetch_related(_runs_prefetch())[: limit + 1]
+    rows = _with_listed_runs(
+        Message.objects.filter(stream=stream, position__gt=after).order_by("position")[: limit + 1]
     )
     return _page(rows, limit, lambda message: message.position)
 

@@ -203,6 +203,10 @@ def test_a_stream_lists_its_messages_by_position_linked_to_each_message(operator
     body = response.content.decode()
     for message in messages:
         assert reverse("inspector:message", args=[message.id]) in body
+    runs = HandlerRun.objects.filter(message__in=messages)
+    assert runs.count() >= 3
+    for run in runs:  # each message's run badges, coloured by status
+        assert f'id="run-{run.id}" class="run-badge status-{run.status}"' in body
 
 
 def test_an_orders_history_shows_its_status_after_each_message(operator, shop):
