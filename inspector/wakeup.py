@@ -56,6 +56,9 @@ class Waiter:
         try:
             for _ in self._listener.notifies(timeout=self.poll_interval, stop_after=1):
                 pass
+            # Those that queued meanwhile are served by the same claim: one wake for all.
+            for _ in self._listener.notifies(timeout=0):
+                pass
         except Exception:  # a broken listener degrades to polling, it never stops the worker
             logger.exception("Worker lost its LISTEN connection; polling instead")
             self.close()

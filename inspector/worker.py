@@ -91,6 +91,7 @@ class Worker:
         self.max_runs = max_runs
         self.commit_window = commit_window
         self.processed = 0
+        self.more_due = True  # whether the last claim left work that is due now
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._in_progress = set()
@@ -180,6 +181,10 @@ class Worker:
         if not ids:
             return []
         runs = self._load(ids)
+        # More may be due at once when the batch was full or a claimed run holds back a later
+        # run of its stream; otherwise the next work announces itself (a notification, a
+        # commit in this process) or is found by the next poll.
+        self.more_due = len(chosen) >= limit or any(run.followed for run in runs)
         feed.poke()  # the runs are now "running"
         with self._lock:
             self._in_progress.update(run.pk for run in runs)
@@ -191,10 +196,17 @@ class Worker:
         message_columns = Columns(Message, MESSAGE_FIELDS, "m")
         pk = HandlerRun._meta.pk
         marks = ", ".join(["%s"] * len(ids))
+        # `followed`: a later unfinished run of the same handler and stream waits for this one.
+        followed = (
+            "EXISTS (SELECT 1 FROM inspector_handlerrun e WHERE e.handler = r.handler "
+            "AND e.stream = r.stream AND e.position > r.position "
+            "AND e.status IN ('pending', 'running', 'failed'))"
+        )
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT {run_columns.sql}, {message_columns.sql} FROM inspector_handlerrun r "
-                f"JOIN inspector_message m ON m.id = r.message_id WHERE r.id IN ({marks})",
+                f"SELECT {run_columns.sql}, {message_columns.sql}, {followed} "
+                "FROM inspector_handlerrun r JOIN inspector_message m ON m.id = r.message_id "
+                f"WHERE r.id IN ({marks})",
                 [pk.get_db_prep_value(pk.to_python(value), connection) for value in ids],
             )
             rows = cursor.fetchall()
@@ -202,6 +214,7 @@ class Worker:
         for row in rows:
             run = run_columns.load(row)
             run.message = message_columns.load(row, len(self.RUN_FIELDS))
+            run.followed = bool(row[-1])
             runs.append(run)
         # Sorted here: asked to sort, SQLite would walk a global-position index end to end.
         return sorted(runs, key=lambda run: run.global_position)
@@ -380,7 +393,7 @@ class Worker:
                     logger.exception("Worker loop error worker_id=%s", self.worker_id)
                     done = 0
                     self._stopping.wait(self.poll_interval)
-                if not done:
+                if not done or not self.more_due:
                     waiter.wait()
         finally:
             waiter.close()

@@ -173,9 +173,9 @@ HISTORY_CELLS = (
     [
         ([], [("status", '"PENDING"', False)]),
         (
-            [("status", '"SHIPPED"'), ("customer_name", '"<b>Al</b> & \'co\'"')],
+            [("status", '"SHIPPED"'), ("customer_name", "\"<b>Al</b> & 'co'\"")],
             [
-                ("customer_name", '"<b>Al</b> & \'co\'"', True),
+                ("customer_name", "\"<b>Al</b> & 'co'\"", True),
                 ("status", '"SHIPPED"', True),
                 ("items", '[{"quantity": 2}]', False),
             ],

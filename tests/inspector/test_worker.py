@@ -464,3 +464,27 @@ def test_a_worker_that_loses_the_race_for_its_candidates_claims_the_next_ones(
     owners = dict(HandlerRun.objects.filter(status="running").values_list("id", "claimed_by"))
     assert len(owners) == 8
     assert {owners[run.pk] for run in claimed} == {"test-second"}
+
+
+def test_a_running_worker_goes_on_to_what_its_runs_held_back_without_waiting_to_poll(
+    async_domain,
+):
+    """After a batch a worker waits for the next wake-up unless work is due now: a full batch,
+    or a later run of a stream that one of its runs held back (no notification announces
+    that one). Six events on one stream, two handlers: each run waits for the one before."""
+    worker = Worker(worker_id="test-follow", poll_interval=3.0, batch_size=3)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)  # idle, waiting out its 3 s poll (six of them would take 18 s)
+        started = time.monotonic()
+        append_pings(async_domain, "probe::ping", 6, streams=1)
+        assert wait_for(lambda: Seen.objects.count() == 12, timeout=30, interval=0.01)
+        assert time.monotonic() - started < 9
+        assert worker.more_due is False  # the last batch left nothing behind it
+    finally:
+        worker.stop()
+        thread.join(10)
+    for handler in ("A", "B"):
+        seen = Seen.objects.filter(handler=handler).order_by("id").values_list("n", flat=True)
+        assert list(seen) == list(range(6))
