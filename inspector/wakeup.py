@@ -47,6 +47,11 @@ class Waiter:
             self._listener = psycopg.connect(**params, autocommit=True)
             self._listener.execute(f"LISTEN {CHANNEL}")
 
+    @property
+    def listening(self):
+        """Whether every commit that queues runs, in any process, wakes this waiter."""
+        return self._listener is not None
+
     def wait(self):
         if self._listener is None:
             with _local:  # returns at once if runs were queued since the last wait

@@ -393,7 +393,9 @@ class Worker:
                     logger.exception("Worker loop error worker_id=%s", self.worker_id)
                     done = 0
                     self._stopping.wait(self.poll_interval)
-                if not done or not self.more_due:
+                # Without LISTEN (SQLite) other processes' appends are not announced: look
+                # again after every batch that found work.
+                if not done or (not self.more_due and waiter.listening):
                     waiter.wait()
         finally:
             waiter.close()
