@@ -3,8 +3,9 @@
 Appends `--events` Ping events in async mode (each handled by the probe's RecorderA and RecorderB,
 so two runs per event), starts `--workers` `manage.py run_handlers` processes and measures
 runs/s until every run succeeded; then, with the same workers idle, appends one event per
-transaction at `--rate` events/s for `--duration` seconds and measures append→finished latency
-(`HandlerRun.finished_at - Message.time`). Prints one figure a line, each beside its target and
+transaction at `--rate` events/s for `--duration` seconds (from `--appenders` threads, so an
+event is appended at its time even while an earlier commit is slow) and measures
+append→finished latency (`HandlerRun.finished_at - Message.time`). Prints one figure a line, each beside its target and
 the database's limit. Measured limits on this 2-core machine (issue 3): PostgreSQL on loopback
 about 2,100 one-row transactions/s (fsync on), SQLite in WAL mode about 2,800 through the ORM.
 A busy machine moves every figure, so the script measures that limit again first, prints the
@@ -25,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -62,6 +64,13 @@ def parse_args(argv=None):
     parser.add_argument("--poll", type=float, default=None, help="Default: 1.0 PG, 0.1 SQLite.")
     parser.add_argument("--streams", type=int, default=100, help="Streams the events spread on.")
     parser.add_argument("--rate", type=float, default=200.0, help="Offered events/s.")
+    parser.add_argument(
+        "--appenders",
+        type=int,
+        default=2,
+        help="Appending threads: with more than one, an event is appended at its time even "
+        "while an earlier append is still committing (an open loop).",
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="Offered load s (0 skips).")
     parser.add_argument("--timeout", type=float, default=300.0, help="Max wait per phase (s).")
     parser.add_argument(
@@ -373,22 +382,44 @@ def offered_load(bench):
     gpos = last_global_position()
     total = int(args.rate * args.duration)
     interval = 1.0 / args.rate
-    late = 0
+    slots = iter(range(total))
+    take = threading.Lock()
+    late = []  # slots appended more than one interval after their time
     appends = []  # ms per append transaction
+
+    def appender():
+        """Open loop: each event is appended at its own time, whatever the last one took."""
+        from django.db import connection
+
+        try:
+            while True:
+                with take:
+                    k = next(slots, None)
+                if k is None:
+                    return
+                pause = started + k * interval - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                elif pause < -interval:
+                    late.append(k)
+                n = 2 * 10**6 + k
+                began = time.perf_counter()
+                with unit_of_work(bench.domain) as uow:
+                    uow.append(Ping(n=n), stream=f"probe::ping-{n % args.streams}")
+                appends.append((time.perf_counter() - began) * 1000)
+        finally:
+            if threading.current_thread() is not threading.main_thread():
+                connection.close()
+
     meter = CpuMeter(workers, bench.postmaster)
     appender_cpu = time.process_time()
+    threads = [threading.Thread(target=appender) for _ in range(args.appenders - 1)]
     started = time.perf_counter()
-    for k in range(total):
-        pause = started + k * interval - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
-        elif pause < -interval:
-            late += 1
-        n = 2 * 10**6 + k
-        began = time.perf_counter()
-        with unit_of_work(bench.domain) as uow:
-            uow.append(Ping(n=n), stream=f"probe::ping-{n % args.streams}")
-        appends.append((time.perf_counter() - began) * 1000)
+    for thread in threads:
+        thread.start()
+    appender()  # this thread is one of them
+    for thread in threads:
+        thread.join()
     offered_s = time.perf_counter() - started
     appender_cpu = time.process_time() - appender_cpu
     try:
@@ -403,7 +434,8 @@ def offered_load(bench):
     print(
         f"offered events/s (one per transaction): {achieved:.1f}"
         f" | offered {args.rate:.0f}: {ratio(achieved, args.rate)}"
-        f" ({total} events, {late} appends more than one interval late)"
+        f" ({total} events from {args.appenders} appending threads,"
+        f" {len(late)} appends more than one interval late)"
     )
     for name, p, target in (
         ("p50", 0.50, P50_TARGET_MS),
