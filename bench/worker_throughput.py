@@ -5,9 +5,10 @@ so two runs per event), starts `--workers` `manage.py run_handlers` processes an
 runs/s until every run succeeded; then, with the same workers idle, appends one event per
 transaction at `--rate` events/s for `--duration` seconds (from `--appenders` threads, so an
 event is appended at its time even while an earlier commit is slow) and measures
-append→finished latency (`HandlerRun.finished_at - Message.time`). Prints one figure a line, each beside its target and
-the database's limit. Measured limits on this 2-core machine (issue 3): PostgreSQL on loopback
-about 2,100 one-row transactions/s (fsync on), SQLite in WAL mode about 2,800 through the ORM.
+append→finished latency (`HandlerRun.finished_at - Message.time`). Prints one figure a line,
+each beside its target and the database's limit. Measured limits on this 2-core machine
+(issue 3): PostgreSQL on loopback about 2,100 one-row transactions/s (fsync on), SQLite in WAL
+mode about 2,800 through the ORM.
 A busy machine moves every figure, so the script measures that limit again first, prints the
 load average, and the CPU the workers (and a throwaway cluster) spent per run beside what the
 machine's CPUs allow at the target rate.

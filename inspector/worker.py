@@ -290,7 +290,8 @@ class Worker:
             return cursor.fetchone()[0] >= window
 
     def release(self, runs):
-        """Give back claimed runs that were not started (on shutdown)."""
+        """Give back claimed runs whose outcome was not committed (on shutdown, or after their
+        group failed): their status guard leaves a run that did succeed alone."""
         ids = [run.pk for run in runs]
         if ids:
             HandlerRun.objects.filter(
@@ -308,10 +309,30 @@ class Worker:
         """Extend the lease of every run this worker is still executing."""
         with self._lock:
             ids = list(self._in_progress)
-        if ids:
+        if not ids:
+            return
+        expires = timezone.now() + self.lease
+        if connection.vendor != "postgresql":
             HandlerRun.objects.filter(
                 pk__in=ids, claimed_by=self.worker_id, status=RunStatus.RUNNING
-            ).update(lease_expires_at=timezone.now() + self.lease)
+            ).update(lease_expires_at=expires)
+            return
+        # Skip the rows the worker's open group has already written: waiting for them while
+        # holding the rows the group writes next is a deadlock (and they need no renewal).
+        pk = HandlerRun._meta.pk
+        adapt = HandlerRun._meta.get_field("lease_expires_at").get_db_prep_value
+        marks = ", ".join(["%s"] * len(ids))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE inspector_handlerrun SET lease_expires_at = %s WHERE id IN ("
+                f"SELECT id FROM inspector_handlerrun WHERE id IN ({marks}) "
+                "AND claimed_by = %s AND status = 'running' FOR UPDATE SKIP LOCKED)",
+                [
+                    adapt(expires, connection),
+                    *(pk.get_db_prep_value(value, connection) for value in ids),
+                    self.worker_id,
+                ],
+            )
 
     # Executing -----------------------------------------------------------------------------
 
@@ -337,11 +358,26 @@ class Worker:
             limit = max(1, min(limit, self.max_runs - self.processed))
         runs = self.claim(limit)
         done = 0
-        while done < len(runs) and not self._stopping.is_set():
-            done += self._execute_group(runs[done:])
+        try:
+            while done < len(runs) and not self._stopping.is_set():
+                done += self._execute_group(runs[done:])
+        except Exception:
+            self._give_back(runs[done:])  # their group rolled back
+            raise
         if done < len(runs):
             self.release(runs[done:])
         return done
+
+    def _give_back(self, runs):
+        """After an error outside the handlers: release the runs, and at least stop renewing
+        their leases, so that they expire and another claim takes them."""
+        try:
+            self.release(runs)
+        except Exception:
+            logger.exception("Could not release runs worker_id=%s", self.worker_id)
+        finally:
+            with self._lock:
+                self._in_progress.difference_update(run.pk for run in runs)
 
     def _execute_group(self, runs):
         """Execute runs in one transaction until `commit_window` has passed; return how many.

@@ -488,3 +488,66 @@ def test_a_running_worker_goes_on_to_what_its_runs_held_back_without_waiting_to_
     for handler in ("A", "B"):
         seen = Seen.objects.filter(handler=handler).order_by("id").values_list("n", flat=True)
         assert list(seen) == list(range(6))
+
+
+def test_an_error_outside_the_handlers_gives_the_groups_runs_back(async_domain, monkeypatch):
+    """An error outside the handlers (a lost connection, a deadlock) ends the batch: what ran
+    before it commits, and the rest go back to pending at once instead of keeping leases that
+    the worker would renew forever."""
+    from django.db import OperationalError
+
+    append_pings(async_domain, "probe::ping", 5, streams=5)  # ten runs, ten stream heads
+    worker = Worker(worker_id="test-broken", batch_size=5, commit_window=60.0)
+    execute, calls = worker.execute, []
+
+    def breaks_on_the_third(run):
+        calls.append(run.pk)
+        if len(calls) == 3:
+            raise OperationalError("server closed the connection unexpectedly")
+        execute(run)
+
+    monkeypatch.setattr(worker, "execute", breaks_on_the_third)
+    with pytest.raises(OperationalError):
+        worker.run_once()
+
+    assert not worker._in_progress
+    assert Seen.objects.count() == 2  # the runs before the error committed with their group
+    assert HandlerRun.objects.filter(status="succeeded").count() == 2
+    assert not HandlerRun.objects.filter(status="running").exists()  # the rest: pending
+    monkeypatch.undo()
+    assert Worker(worker_id="test-after").drain() == 8
+    _assert_each_seen_once()
+
+
+def _assert_each_seen_once():
+    seen = list(Seen.objects.values_list("handler", "n"))
+    assert len(seen) == len(set(seen)) == 2 * len({n for _, n in seen})
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
+def test_lease_renewal_skips_the_rows_the_open_group_has_written(async_domain):
+    """The heartbeat must not wait for a row the worker's open group already wrote: waiting
+    while holding the rows the group writes next deadlocked the two."""
+    append_pings(async_domain, "probe::ping", 2, streams=2)
+    worker = Worker(worker_id="test-renew", batch_size=4)
+    runs = worker.claim()
+    assert len(runs) == 4
+    written, *others = runs
+    before = dict(HandlerRun.objects.values_list("pk", "lease_expires_at"))
+    renewed = threading.Event()
+
+    def heartbeat():
+        try:
+            worker.renew_leases()
+            renewed.set()
+        finally:
+            connection.close()
+
+    with transaction.atomic():  # the open group: one run finished, not committed yet
+        HandlerRun.objects.filter(pk=written.pk).update(status="succeeded")
+        thread = threading.Thread(target=heartbeat)
+        thread.start()
+        assert renewed.wait(5), "the lease renewal waited for the open group"
+    thread.join(5)
+    after = dict(HandlerRun.objects.values_list("pk", "lease_expires_at"))
+    assert all(after[run.pk] > before[run.pk] for run in others)
