@@ -362,7 +362,7 @@ class Worker:
             while done < len(runs) and not self._stopping.is_set():
                 done += self._execute_group(runs[done:])
         except Exception:
-            self._give_back(runs[done:])  # their group rolled back
+            self._give_back(runs[done:])  # runs of the failed group that committed stay done
             raise
         if done < len(runs):
             self.release(runs[done:])
