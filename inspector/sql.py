@@ -191,13 +191,19 @@ class Columns:
     def load(self, row, offset=0):
         """The instance for `row[offset:offset + len(names)]`, converted as the ORM would."""
         conn, (_sql, attnames, converters) = self._compiled()
-        values = list(row[offset : offset + len(attnames)])
-        for index, convert, col in converters:
-            value = values[index]
-            for converter in convert:
-                value = converter(value, col, conn)
-            values[index] = value
+        values = _converted(row[offset : offset + len(attnames)], converters, conn)
         return self.model.from_db(conn.alias, attnames, values)
+
+
+def _converted(row, converters, conn):
+    """The row's values through their fields' and the backend's converters."""
+    values = list(row)
+    for index, convert, expression in converters:
+        value = values[index]
+        for converter in convert:
+            value = converter(value, expression, conn)
+        values[index] = value
+    return values
 
 
 _ANY_UUID = uuid.UUID(int=0)
@@ -213,7 +219,10 @@ def _select_by_pk(model, alias, vendor):
         raise TypeError(f"{model.__name__}: no single-parameter lookup by primary key")
     columns = [selected[0] for selected in compiler.select[: compiler.col_count]]
     attnames = [column.target.attname for column in columns]
-    converters = list(compiler.get_converters(columns).items())
+    converters = [
+        (pos, convert, expression)
+        for pos, (convert, expression) in compiler.get_converters(columns).items()
+    ]
     return sql, attnames, converters
 
 
@@ -230,13 +239,7 @@ def get_by_pk(model, pk, *, using=DEFAULT_DB_ALIAS):
         row = cursor.fetchone()
     if row is None:
         raise model.DoesNotExist(f"{model.__name__} matching query does not exist.")
-    row = list(row)
-    for pos, (convert, expression) in converters:
-        value = row[pos]
-        for converter in convert:
-            value = converter(value, expression, conn)
-        row[pos] = value
-    return model.from_db(conn.alias, attnames, row)
+    return model.from_db(conn.alias, attnames, _converted(row, converters, conn))
 
 
 @functools.cache
