@@ -42,12 +42,6 @@ def setup(db_path):
 
 
 FLOOR_ITERATIONS = 300
-PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=NORMAL",
-    "PRAGMA foreign_keys=ON",
-    "PRAGMA cache_size=-65536",
-)
 
 
 class StatementLog:
@@ -78,9 +72,10 @@ class StatementLog:
 def sql_floor(statements_path, empty_copy):
     """ms per iteration for the logged statements replayed by plain sqlite3 on an empty copy
     of the database: what the SQL alone costs, with no Python between the statements."""
+    from django.conf import settings
+
     db = sqlite3.connect(empty_copy, isolation_level=None)
-    for pragma in PRAGMAS:
-        db.execute(pragma)
+    db.executescript(settings.DATABASES["default"]["OPTIONS"]["init_command"])  # as the app
     db.execute("PRAGMA wal_autocheckpoint=0")  # the app checkpoints from another thread
     with open(statements_path, encoding="utf-8") as file:
         statements = [sql for sql in file.read().split("\0") if sql]
