@@ -51,6 +51,19 @@ def due(alias, *, status=None):
     )
 
 
+def _followed(alias):
+    """SQL: a later unfinished run of the same handler and stream waits for run `alias`."""
+    return (
+        "EXISTS (SELECT 1 FROM inspector_handlerrun e WHERE e.handler = "
+        f"{alias}.handler AND e.stream = {alias}.stream AND e.position > {alias}.position "
+        "AND e.status IN ('pending', 'running', 'failed'))"
+    )
+
+
+def _marks(values):
+    return ", ".join(["%s"] * len(values))
+
+
 def default_worker_id():
     return f"worker:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -98,38 +111,37 @@ class Worker:
 
     # Claiming ------------------------------------------------------------------------------
 
-    def _candidate_ids(self, now, limit, *, window):
-        """Ids of due runs whose stream has no earlier unfinished run, oldest first.
+    def _candidate_query(self, at, limit, *, window):
+        """The due runs whose stream has no earlier unfinished run, oldest first, as
+        `(ctes, select, params)`: `select` reads their ids as `id`.
 
         Raw SQL on purpose: the status list is written literally so SQLite can use the
         partial indexes, and `window` bounds the scan to the oldest unfinished runs (an index
-        walk whatever the planner's statistics say). The caller retries without the window
-        when a full window held nothing claimable.
+        walk whatever the planner's statistics say); the CTE `w` holds that window. The
+        caller retries without the window when a full window held nothing claimable.
         """
-        field = HandlerRun._meta.get_field("available_at")
-        at = field.get_db_prep_value(now, connection)
         unfinished = "status IN ('pending', 'running', 'failed')"  # = the indexes' condition
         earlier_unfinished = (
             "AND NOT EXISTS (SELECT 1 FROM inspector_handlerrun e WHERE e.handler = r.handler "
             f"AND e.stream = r.stream AND e.position < r.position AND e.{unfinished})"
         )
-        head, source = "", "inspector_handlerrun"
+        ctes, source = [], "inspector_handlerrun"
         if window:
             # SQLite would rather sort a status range than walk the partial index; tell it.
             hint = " INDEXED BY run_unfinished_order" if connection.vendor == "sqlite" else ""
             # An earlier unfinished run of the same stream has a lower global position, so it
             # is in the window too: ranking the window's runs per stream is the ordering test.
-            head = (
-                "WITH w AS MATERIALIZED (SELECT id, handler, stream, position, global_position, "
+            ctes = [
+                "w AS MATERIALIZED (SELECT id, handler, stream, position, global_position, "
                 "status, available_at, claimed_by, lease_expires_at "
                 f"FROM inspector_handlerrun{hint} WHERE {unfinished} "
-                f"ORDER BY global_position LIMIT {int(window)}), "
+                f"ORDER BY global_position LIMIT {int(window)})",
                 "ranked AS (SELECT w.*, ROW_NUMBER() OVER "
-                "(PARTITION BY handler, stream ORDER BY position) AS nth FROM w) "
-            )
+                "(PARTITION BY handler, stream ORDER BY position) AS nth FROM w)",
+            ]
             source, earlier_unfinished = "ranked", "AND r.nth = 1"
         sql = [
-            f"{head}SELECT r.id FROM {source} r WHERE r.{unfinished}",
+            f"SELECT r.id FROM {source} r WHERE r.{unfinished}",
             f"AND {due('r')}",
             earlier_unfinished,
         ]
@@ -151,11 +163,7 @@ class Worker:
             params.extend(sorted(self.handlers))
         sql.append("ORDER BY r.global_position LIMIT %s")
         params.append(limit)
-        with connection.cursor() as cursor:
-            cursor.execute("\n".join(sql), params)
-            ids = [row[0] for row in cursor.fetchall()]
-        pk = HandlerRun._meta.pk
-        return [pk.to_python(value) for value in ids]
+        return ctes, "\n".join(sql), params
 
     # A claim whose full batch of candidates another worker leased first looks again this
     # many times: workers choose the same oldest runs, and during a backlog one that lost the
@@ -166,128 +174,131 @@ class Worker:
     def claim(self, limit=None):
         """Lease up to `limit` due runs; only the write takes a lock, and only briefly."""
         limit = limit or self.batch_size
-        ids = []
+        runs, chosen = [], 0
         for _attempt in range(self.CLAIM_ATTEMPTS):
-            now = timezone.now()
-            chosen = self._choose(now, limit)
-            if not chosen:
-                return []
-            if connection.vendor == "postgresql":
-                ids = self._lease_skip_locked(chosen, now)
-            else:
-                ids = self._lease_under_write_lock(chosen, now)
-            if ids or len(chosen) < limit:
+            runs, chosen = self._lease_due(timezone.now(), limit)
+            if runs or chosen < limit:
                 break
-        if not ids:
+        if not runs:
             return []
-        runs = self._load(ids)
         # More may be due at once when the batch was full or a claimed run holds back a later
         # run of its stream; otherwise the next work announces itself (a notification, a
         # commit in this process) or is found by the next poll.
-        self.more_due = len(chosen) >= limit or any(run.followed for run in runs)
+        self.more_due = chosen >= limit or any(run.followed for run in runs)
         feed.poke()  # the runs are now "running"
         with self._lock:
             self._in_progress.update(run.pk for run in runs)
-        return runs
-
-    def _load(self, ids):
-        """The leased runs with their messages, in global order: one query, no ORM compile."""
-        run_columns = Columns(HandlerRun, self.RUN_FIELDS, "r")
-        message_columns = Columns(Message, MESSAGE_FIELDS, "m")
-        pk = HandlerRun._meta.pk
-        marks = ", ".join(["%s"] * len(ids))
-        # `followed`: a later unfinished run of the same handler and stream waits for this one.
-        followed = (
-            "EXISTS (SELECT 1 FROM inspector_handlerrun e WHERE e.handler = r.handler "
-            "AND e.stream = r.stream AND e.position > r.position "
-            "AND e.status IN ('pending', 'running', 'failed'))"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {run_columns.sql}, {message_columns.sql}, {followed} "
-                "FROM inspector_handlerrun r JOIN inspector_message m ON m.id = r.message_id "
-                f"WHERE r.id IN ({marks})",
-                [pk.get_db_prep_value(pk.to_python(value), connection) for value in ids],
-            )
-            rows = cursor.fetchall()
-        runs = []
-        for row in rows:
-            run = run_columns.load(row)
-            run.message = message_columns.load(row, len(self.RUN_FIELDS))
-            run.followed = bool(row[-1])
-            runs.append(run)
         # Sorted here: asked to sort, SQLite would walk a global-position index end to end.
         return sorted(runs, key=lambda run: run.global_position)
 
-    def _choose(self, now, limit):
-        """Candidates for a claim. Only the earliest unfinished run of a stream is one, so a
-        batch never holds two runs of one stream for one handler."""
-        chosen = []
+    def _lease_due(self, now, limit):
+        """One attempt: lease what is due, widening the window while a full one held nothing
+        to choose. Returns the leased runs and how many runs were chosen for the attempt."""
+        adapt = HandlerRun._meta.get_field("lease_expires_at").get_db_prep_value
+        at, expires = adapt(now, connection), adapt(now + self.lease, connection)
         for window in CLAIM_WINDOWS:
-            chosen = self._candidate_ids(now, limit, window=window)
-            if chosen or not self._window_was_full(window):
-                break
-        return chosen
+            if connection.vendor == "postgresql":
+                runs, chosen, in_window = self._lease_skip_locked(at, expires, limit, window)
+            else:
+                runs, chosen, in_window = self._lease_under_write_lock(at, expires, limit, window)
+            if chosen or window is None or in_window < window:
+                return runs, chosen
+        return [], 0
 
-    def _lease_skip_locked(self, chosen, now):
-        """PostgreSQL, one statement: lock the chosen rows no one else holds, re-check on the
-        locked (latest) versions that they are still due, and lease them to this worker.
+    def _lease_skip_locked(self, at, expires, limit, window):
+        """PostgreSQL, one statement: choose the candidates, lock those no one else holds,
+        re-check on the locked (latest) versions that they are still due, lease them, and read
+        them with their messages. Returns the runs, how many were chosen and how many
+        unfinished runs the window held.
 
+        One statement instead of four (choose, lease, load, count the window) because an
+        idle worker's claim pays them all for the one or two runs a notification announces.
         The due test reads the locked rows, not the table, so the plan stays a primary-key
         lookup whatever the planner believes about the status indexes.
         """
-        adapt = HandlerRun._meta.get_field("lease_expires_at").get_db_prep_value
-        at, expires = adapt(now, connection), adapt(now + self.lease, connection)
-        marks = ", ".join(["%s"] * len(chosen))
+        ctes, select, params = self._candidate_query(at, limit, window=window)
+        run_columns = Columns(HandlerRun, self.RUN_FIELDS, "l")
+        message_columns = Columns(Message, MESSAGE_FIELDS, "m")
+        qn = connection.ops.quote_name
+        returning = ", ".join(
+            f"r.{qn(HandlerRun._meta.get_field(name).column)}"
+            for name in (*self.RUN_FIELDS, "message")
+        )
+        in_window = "(SELECT COUNT(*) FROM w)" if window else "0"
+        sql = (
+            f"WITH {''.join(cte + ', ' for cte in ctes)}"
+            f"chosen AS MATERIALIZED ({select}), "
+            "locked AS MATERIALIZED (SELECT id, status, available_at, claimed_by, "
+            "lease_expires_at FROM inspector_handlerrun WHERE id IN (SELECT id FROM chosen) "
+            "FOR UPDATE SKIP LOCKED), "
+            "l AS (UPDATE inspector_handlerrun r SET status = 'running', claimed_by = %s, "
+            "lease_expires_at = %s, updated_at = %s FROM locked WHERE r.id = locked.id "
+            f"AND {due('locked')} RETURNING {returning}) "
+            f"SELECT n.chosen, n.in_window, {run_columns.sql}, {message_columns.sql}, "
+            f"{_followed('l')} FROM (SELECT (SELECT COUNT(*) FROM chosen) AS chosen, "
+            f"{in_window} AS in_window) n "
+            "LEFT JOIN (l JOIN inspector_message m ON m.id = l.message_id) ON true"
+        )
         with connection.cursor() as cursor:
-            cursor.execute(
-                "WITH locked AS MATERIALIZED ("
-                "  SELECT id, status, available_at, claimed_by, lease_expires_at "
-                f"  FROM inspector_handlerrun WHERE id IN ({marks}) FOR UPDATE SKIP LOCKED) "
-                "UPDATE inspector_handlerrun r SET status = 'running', claimed_by = %s, "
-                "lease_expires_at = %s, updated_at = %s FROM locked l WHERE r.id = l.id "
-                f"AND {due('l')} RETURNING r.id",
-                [*chosen, self.worker_id, expires, at, at, at, at],
-            )
-            return [row[0] for row in cursor.fetchall()]
+            cursor.execute(sql, [*params, self.worker_id, expires, at, at, at, at])
+            rows = cursor.fetchall()
+        chosen, in_window = rows[0][0], rows[0][1]
+        if rows[0][2] is None:  # the left join's one row: nothing leased
+            return [], chosen, in_window
+        return [self._loaded(row, offset=2) for row in rows], chosen, in_window
 
-    def _lease_under_write_lock(self, chosen, now):
-        """SQLite: the IMMEDIATE transaction holds the single write lock, so one UPDATE that
-        re-checks the rows are still due leases them."""
-        adapt = HandlerRun._meta.get_field("lease_expires_at").get_db_prep_value
-        at, expires = adapt(now, connection), adapt(now + self.lease, connection)
-        marks = ", ".join(["%s"] * len(chosen))
-        pk = HandlerRun._meta.pk
+    def _lease_under_write_lock(self, at, expires, limit, window):
+        """SQLite: choose, then lease in an IMMEDIATE transaction, which holds the single
+        write lock, with one UPDATE that re-checks the rows are still due; then read them."""
+        ctes, select, params = self._candidate_query(at, limit, window=window)
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {', '.join(ctes)} {select}" if ctes else select, params)
+            chosen = [row[0] for row in cursor.fetchall()]
+        if not chosen:
+            return [], 0, window and self._window_count(window)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 "UPDATE inspector_handlerrun SET status = 'running', claimed_by = %s, "
-                f"lease_expires_at = %s, updated_at = %s WHERE id IN ({marks}) "
+                f"lease_expires_at = %s, updated_at = %s WHERE id IN ({_marks(chosen)}) "
                 # `+status`: a plain term for SQLite's planner, so the primary key drives
                 # the statement rather than the partial index of every unfinished run
                 f"AND {due('inspector_handlerrun', status='+status')} RETURNING id",
-                [
-                    self.worker_id,
-                    expires,
-                    at,
-                    *(pk.get_db_prep_value(value, connection) for value in chosen),
-                    at,
-                    at,
-                    at,
-                ],
+                [self.worker_id, expires, at, *chosen, at, at, at],
             )
-            return [row[0] for row in cursor.fetchall()]
+            ids = [row[0] for row in cursor.fetchall()]
+        return (self._load(ids) if ids else []), len(chosen), None
+
+    def _load(self, ids):
+        """The leased runs with their messages: one query, no ORM compile."""
+        run_columns = Columns(HandlerRun, self.RUN_FIELDS, "r")
+        message_columns = Columns(Message, MESSAGE_FIELDS, "m")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {run_columns.sql}, {message_columns.sql}, {_followed('r')} "
+                "FROM inspector_handlerrun r JOIN inspector_message m ON m.id = r.message_id "
+                f"WHERE r.id IN ({_marks(ids)})",
+                ids,
+            )
+            return [self._loaded(row) for row in cursor.fetchall()]
+
+    def _loaded(self, row, offset=0):
+        """A run and its message from a row of `_load`'s columns, starting at `offset`."""
+        run = Columns(HandlerRun, self.RUN_FIELDS, "r").load(row, offset)
+        offset += len(self.RUN_FIELDS)
+        run.message = Columns(Message, MESSAGE_FIELDS, "m").load(row, offset)
+        run.followed = bool(row[offset + len(MESSAGE_FIELDS)])
+        return run
 
     @staticmethod
-    def _window_was_full(window):
-        if window is None:
-            return False
+    def _window_count(window):
+        """How many unfinished runs the window holds (at most `window`)."""
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM inspector_handlerrun WHERE "
                 "status IN ('pending', 'running', 'failed') LIMIT %s) w",
                 [window],
             )
-            return cursor.fetchone()[0] >= window
+            return cursor.fetchone()[0]
 
     def release(self, runs):
         """Give back claimed runs whose outcome was not committed (on shutdown, or after their

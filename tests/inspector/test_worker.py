@@ -446,18 +446,17 @@ def test_a_worker_that_loses_the_race_for_its_candidates_claims_the_next_ones(
     append_pings(async_domain, "probe::ping", 8, streams=8)  # 16 runs, 16 stream heads
     first = Worker(worker_id="test-first", batch_size=4)
     second = Worker(worker_id="test-second", batch_size=4)
-    choose = second._choose
+    lease_due = second._lease_due
     calls = []
 
-    def stale_choice(now, limit):
+    def lost_race(now, limit):
         calls.append(limit)
-        if len(calls) == 1:  # chosen before `first` leased the same runs
-            chosen = choose(now, limit)
+        if len(calls) == 1:  # `first` leased the same oldest runs a moment earlier
             first.claim()
-            return chosen
-        return choose(now, limit)
+            return [], limit  # its whole choice was gone when it came to lease
+        return lease_due(now, limit)
 
-    monkeypatch.setattr(second, "_choose", stale_choice)
+    monkeypatch.setattr(second, "_lease_due", lost_race)
     claimed = second.claim()
 
     assert len(calls) == 2 and len(claimed) == 4
