@@ -399,7 +399,7 @@ class Worker:
         expire and the runs are claimed again. The window bounds how long a group holds its
         row locks (and, on SQLite, the write lock).
         """
-        if not self.commit_window:
+        if not self.commit_window or len(runs) == 1:  # its unit of work is the transaction
             self.execute(runs[0])
             return 1
         done, error = 0, None
