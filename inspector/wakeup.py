@@ -1,14 +1,20 @@
-"""Tell idle workers that runs are due: LISTEN/NOTIFY on PostgreSQL; elsewhere workers in
-the same process (the embedded default) are woken directly and the others poll briefly."""
+"""Tell idle workers that runs are due: LISTEN/NOTIFY on PostgreSQL. On SQLite, workers in
+the same process (the embedded default) are woken directly, and a worker notices another
+process's commits by watching `PRAGMA data_version`, which is far cheaper than looking for
+due runs."""
 
 import logging
 import threading
+import time
 
 from django.db import connection, transaction
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "inspector_runs"
+# How often a SQLite worker reads `data_version` while it waits: the latency it adds to work
+# queued by other processes (half of it on average), against an idle worker's wake-ups.
+COMMIT_WATCH_SECONDS = 0.01
 
 
 _local = threading.Condition()
@@ -21,10 +27,11 @@ def notify_workers():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
     else:
-        transaction.on_commit(_wake_local_workers)
+        transaction.on_commit(wake_local_workers)
 
 
-def _wake_local_workers():
+def wake_local_workers():
+    """Wake this process's waiting workers (after a commit that queued runs, or to stop)."""
     with _local:
         _local_wakeups[0] += 1
         _local.notify_all()
@@ -37,6 +44,8 @@ class Waiter:
         self.poll_interval = poll_interval
         self._listener = None
         self._seen = _local_wakeups[0]
+        self._watch_commits = connection.vendor == "sqlite"
+        self._data_version = self._read_data_version()
         if connection.vendor == "postgresql":
             import psycopg
 
@@ -54,9 +63,7 @@ class Waiter:
 
     def wait(self):
         if self._listener is None:
-            with _local:  # returns at once if runs were queued since the last wait
-                _local.wait_for(lambda: _local_wakeups[0] != self._seen, self.poll_interval)
-                self._seen = _local_wakeups[0]
+            self._wait_without_listener()
             return
         try:
             for _ in self._listener.notifies(timeout=self.poll_interval, stop_after=1):
@@ -67,6 +74,34 @@ class Waiter:
         except Exception:  # a broken listener degrades to polling, it never stops the worker
             logger.exception("Worker lost its LISTEN connection; polling instead")
             self.close()
+
+    def _wait_without_listener(self):
+        """Until a commit in this process queued runs, another connection committed (SQLite),
+        or `poll_interval` has passed. A commit since the last wait returns at once."""
+        deadline = time.monotonic() + self.poll_interval
+        while not self._committed_elsewhere():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            step = min(left, COMMIT_WATCH_SECONDS) if self._watch_commits else left
+            with _local:
+                if _local.wait_for(lambda: _local_wakeups[0] != self._seen, step):
+                    self._seen = _local_wakeups[0]
+                    return
+
+    def _read_data_version(self):
+        if not self._watch_commits:
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA data_version")  # changes when another connection commits
+            return cursor.fetchone()[0]
+
+    def _committed_elsewhere(self):
+        if not self._watch_commits:
+            return False
+        version = self._read_data_version()
+        changed, self._data_version = version != self._data_version, version
+        return changed
 
     def close(self):
         if self._listener is not None:

@@ -15,7 +15,7 @@ from inspector import feed, store
 from inspector.connections import close_broken_connections
 from inspector.models import HandlerRun, Message, RunStatus
 from inspector.sql import Columns
-from inspector.wakeup import Waiter
+from inspector.wakeup import Waiter, wake_local_workers
 
 logger = logging.getLogger(__name__)
 
@@ -478,3 +478,4 @@ class Worker:
     def stop(self):
         """Finish the runs in hand, give back the rest, and return from `run()`."""
         self._stopping.set()
+        wake_local_workers()  # a worker waiting out its poll without LISTEN stops at once

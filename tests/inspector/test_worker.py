@@ -398,6 +398,30 @@ def test_a_worker_in_the_same_process_starts_at_once_not_at_its_next_poll(async_
         thread.join(10)
 
 
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="PostgreSQL wakes through NOTIFY")
+def test_a_sqlite_worker_notices_another_processs_commit_before_its_next_poll(
+    async_domain, monkeypatch
+):
+    """Without LISTEN, a worker watches SQLite's data_version for other connections' commits
+    instead of waiting out its poll (which would put the poll interval on every run)."""
+    from inspector import dispatch
+
+    monkeypatch.setattr(dispatch, "notify_workers", lambda: None)  # as from another process
+    worker = Worker(worker_id="test-watch", poll_interval=30.0)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)  # the worker found nothing and is waiting out its 30 s poll
+        started = time.monotonic()
+        append_pings(async_domain, "probe::ping", 1)
+        assert wait_for(lambda: Seen.objects.count() == 2, timeout=10, interval=0.01)
+        assert time.monotonic() - started < 5
+    finally:
+        worker.stop()
+        thread.join(10)
+        assert not thread.is_alive()  # stop() ends the wait
+
+
 def test_a_worker_keeps_a_healthy_connection_between_batches(async_domain):
     """CONN_MAX_AGE is 0 for requests; a worker reconnecting every batch ran at a third of
     its speed on PostgreSQL. A connection that broke is still replaced."""
