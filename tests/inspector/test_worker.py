@@ -4,6 +4,7 @@ import io
 import signal
 import threading
 import time
+from collections import OrderedDict
 
 import pytest
 from django.core.management import call_command
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from bookshelf.commands import AddBook, PlaceOrder
 from bookshelf.models import Book, Inventory, Order
+from inspector import feed
 from inspector.models import HandlerAttempt, HandlerRun, HandlerRunReplay, Message, RunStatus
 from inspector.services import RunNotReplayable, handler_run_replay, handler_run_resolve
 from inspector.unit_of_work import unit_of_work
@@ -460,6 +462,20 @@ def test_a_run_that_fails_in_a_group_commit_rolls_back_alone(async_domain):
     assert "IntegrityError" in runs[20].error_type
     assert HandlerAttempt.objects.get(run=runs[20]).number == 1
     assert not HandlerRun.objects.exclude(claimed_by="").exists()
+
+
+def test_a_slow_group_reaches_the_live_feed_with_every_outcome(async_domain):
+    """The feed re-reads run changes only a short window back, so outcomes that a slow
+    handler kept uncommitted in its group are dated at the commit, not when they finished."""
+    append_pings(async_domain, "probe::ping", 1, streams=2)  # runs A and B, quick
+    append_pings(async_domain, "probe::ping", 1, streams=2, start=1, sleep=1.2)  # A is slow
+    worker = Worker(worker_id="test-slow-group", batch_size=3, commit_window=60.0)
+    assert worker.run_once() == 3
+
+    # What a dashboard that has followed the feed up to now reads next.
+    items, _ = feed.run_items(since=timezone.now() - feed.RUN_WINDOW, seen=OrderedDict())
+    succeeded = [item for item in items if item.statuses == {"succeeded"}]
+    assert len(succeeded) == 3
 
 
 def test_a_worker_that_loses_the_race_for_its_candidates_claims_the_next_ones(
