@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Waiter:
         self._listener = None
         self._seen = _local_wakeups[0]
         self._watch_commits = connection.vendor == "sqlite"
-        self._data_version = self._read_data_version()
+        self._data_version = None  # read at the first wait, which then looks once more
         if connection.vendor == "postgresql":
             import psycopg
 
@@ -99,7 +99,11 @@ class Waiter:
     def _committed_elsewhere(self):
         if not self._watch_commits:
             return False
-        version = self._read_data_version()
+        try:
+            version = self._read_data_version()
+        except DatabaseError:  # let the claim meet the error, with its own logging and pause
+            logger.exception("Worker could not read data_version")
+            return True
         changed, self._data_version = version != self._data_version, version
         return changed
 
