@@ -3,6 +3,7 @@ the same process (the embedded default) are woken directly, and a worker notices
 process's commits by watching `PRAGMA data_version`, which is far cheaper than looking for
 due runs."""
 
+import contextlib
 import logging
 import threading
 import time
@@ -46,15 +47,28 @@ class Waiter:
         self._seen = _local_wakeups[0]
         self._watch_commits = connection.vendor == "sqlite"
         self._data_version = None  # read at the first wait, which then looks once more
-        if connection.vendor == "postgresql":
-            import psycopg
+        self._wants_listener = connection.vendor == "postgresql"
+        self._listen()
 
-            params = connection.get_connection_params()
-            params.pop("cursor_factory", None)
-            params.pop("context", None)
-            params.pop("prepare_threshold", None)
+    def _listen(self):
+        """Open the LISTEN connection (PostgreSQL); False, after logging why, when it cannot
+        be opened now: the waiter polls meanwhile and tries again at its next wait."""
+        if not self._wants_listener:
+            return False
+        import psycopg
+
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        params.pop("prepare_threshold", None)
+        try:
             self._listener = psycopg.connect(**params, autocommit=True)
             self._listener.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error:
+            logger.exception("Worker could not LISTEN; polling until it can")
+            self.close()
+            return False
+        return True
 
     @property
     def listening(self):
@@ -62,6 +76,8 @@ class Waiter:
         return self._listener is not None
 
     def wait(self):
+        if self._listener is None and self._wants_listener and self._listen():
+            return  # back after a lost connection: look once for what was announced meanwhile
         if self._listener is None:
             self._wait_without_listener()
             return
@@ -71,8 +87,8 @@ class Waiter:
             # Those that queued meanwhile are served by the same claim: one wake for all.
             for _ in self._listener.notifies(timeout=0):
                 pass
-        except Exception:  # a broken listener degrades to polling, it never stops the worker
-            logger.exception("Worker lost its LISTEN connection; polling instead")
+        except Exception:  # a broken listener never stops the worker: it listens again
+            logger.exception("Worker lost its LISTEN connection; listening again")
             self.close()
 
     def _wait_without_listener(self):
@@ -109,5 +125,6 @@ class Waiter:
 
     def close(self):
         if self._listener is not None:
-            self._listener.close()
+            with contextlib.suppress(Exception):
+                self._listener.close()
             self._listener = None

@@ -424,6 +424,31 @@ def test_a_sqlite_worker_notices_another_processs_commit_before_its_next_poll(
         assert not thread.is_alive()  # stop() ends the wait
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY: PostgreSQL")
+def test_a_worker_listens_again_after_its_listen_connection_is_cut(async_domain):
+    """A database restart or a proxy cuts the LISTEN connection; the worker must not fall
+    back to its poll for good (a second on every run), so it listens again."""
+    worker = Worker(worker_id="test-relisten", poll_interval=10.0)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)  # the worker found nothing and is waiting for a notification
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query = 'LISTEN inspector_runs' AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0]
+        time.sleep(0.5)  # the worker notices, listens again and waits
+        started = time.monotonic()
+        append_pings(async_domain, "probe::ping", 1)
+        assert wait_for(lambda: Seen.objects.count() == 2, timeout=10, interval=0.01)
+        assert time.monotonic() - started < 4  # not the 10 s poll
+    finally:
+        worker.stop()
+        thread.join(15)
+
+
 def test_a_worker_keeps_a_healthy_connection_between_batches(async_domain):
     """CONN_MAX_AGE is 0 for requests; a worker reconnecting every batch ran at a third of
     its speed on PostgreSQL. A connection that broke is still replaced."""
