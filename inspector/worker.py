@@ -1,5 +1,6 @@
 """Workers claim due handler runs under a lease and execute them, in stream order per handler."""
 
+import contextlib
 import logging
 import os
 import socket
@@ -8,7 +9,7 @@ import time
 import uuid
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from inspector import feed, store
@@ -255,8 +256,9 @@ class Worker:
                 cursor.execute(sql, [*params, self.worker_id, expires, at, at, at, at])
                 rows = cursor.fetchall()
             finally:
-                if window:
-                    cursor.execute("RESET enable_bitmapscan")
+                if window:  # after an error: a broken connection is replaced, and an aborted
+                    with contextlib.suppress(DatabaseError):  # transaction undoes the SET
+                        cursor.execute("RESET enable_bitmapscan")
         chosen, in_window = rows[0][0], rows[0][1]
         if rows[0][2] is None:  # the left join's one row: nothing leased
             return [], chosen, in_window
