@@ -449,6 +449,18 @@ def test_a_worker_listens_again_after_its_listen_connection_is_cut(async_domain)
         thread.join(15)
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="planner settings: PostgreSQL")
+def test_handlers_run_with_the_planner_settings_the_claim_changed_for_itself(async_domain):
+    """The claim turns bitmap scans off for its own statement; the handlers that run on the
+    same connection next must plan their queries as usual."""
+    append_pings(async_domain, "probe::ping", 1)
+    worker = Worker(worker_id="test-planner")
+    assert len(worker.claim()) == 2
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW enable_bitmapscan")
+        assert cursor.fetchone()[0] == "on"
+
+
 def test_a_worker_keeps_a_healthy_connection_between_batches(async_domain):
     """CONN_MAX_AGE is 0 for requests; a worker reconnecting every batch ran at a third of
     its speed on PostgreSQL. A connection that broke is still replaced."""
