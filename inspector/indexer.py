@@ -44,6 +44,7 @@ from inspector.models import (
     RunTally,
 )
 from inspector.payload_index import INDEXER
+from inspector.sql import placeholders
 from inspector.tallies import ATTEMPT_OVERLAP, ATTEMPTS_INDEXER, SETTLED, bucket_of
 
 logger = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ def _read_attempts(step):
 def _settled_open_runs():
     """Open runs that have since settled: (id, handler, status, duration)."""
     q = connection.ops.quote_name
-    marks = ", ".join(["%s"] * len(SETTLED))
+    marks = placeholders(len(SETTLED))
     # CROSS JOIN: SQLite walks the few open runs, never the runs by status.
     sql = (
         f"SELECT r.id, r.handler, r.status, r.duration_us FROM {q(OpenRun._meta.db_table)} o "

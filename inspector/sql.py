@@ -84,12 +84,17 @@ def adapters(model, names, conn):
     return _adapters(model, conn.alias, conn.vendor, tuple(names))
 
 
+def placeholders(count):
+    """`%s, %s, ...`: `count` query parameters, for an IN list or a row of values."""
+    return ", ".join(["%s"] * count)
+
+
 @functools.cache
 def _insert_sql(model, alias, vendor, count):
     qn = connections[alias].ops.quote_name
     fields = model._meta.concrete_fields
     columns = ", ".join(qn(f.column) for f in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    row = f"({placeholders(len(fields))})"
     return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * count)}"
 
 
@@ -126,7 +131,7 @@ def _update_sql(model, alias, names, increments, guards):
         if count is None:
             conditions.append(f"{column} = %s")
         else:
-            conditions.append(f"{column} IN ({', '.join(['%s'] * count)})")
+            conditions.append(f"{column} IN ({placeholders(count)})")
     return f"UPDATE {qn(meta.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(conditions)}"
 
 

@@ -105,18 +105,13 @@ class Waiter:
                     self._seen = _local_wakeups[0]
                     return
 
-    def _read_data_version(self):
-        if not self._watch_commits:
-            return None
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA data_version")  # changes when another connection commits
-            return cursor.fetchone()[0]
-
     def _committed_elsewhere(self):
         if not self._watch_commits:
             return False
         try:
-            version = self._read_data_version()
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA data_version")  # changes when another connection commits
+                version = cursor.fetchone()[0]
         except DatabaseError:  # let the claim meet the error, with its own logging and pause
             logger.exception("Worker could not read data_version")
             return True

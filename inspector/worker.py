@@ -15,7 +15,7 @@ from django.utils import timezone
 from inspector import feed, store
 from inspector.connections import close_broken_connections
 from inspector.models import HandlerRun, Message, RunStatus
-from inspector.sql import Columns
+from inspector.sql import Columns, placeholders
 from inspector.wakeup import Waiter, wake_local_workers
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,10 @@ RESTAMP_AFTER = feed.RUN_WINDOW.total_seconds() / 3
 # unfinished, reads them all again at every claim (0.7 ms at 12,000 finished runs, growing
 # until autovacuum comes by). The windowed claim turns bitmap scans off for its statement.
 
+# A run that may still change; written literally (= the partial indexes' condition) so that
+# SQLite uses those indexes.
+UNFINISHED = "status IN ('pending', 'running', 'failed')"
+
 # How many of the oldest unfinished runs a claim looks at: a small index walk first, wider
 # ones only when the oldest runs are all blocked, waiting or taken.
 CLAIM_WINDOWS = (200, 5000, None)
@@ -66,12 +70,8 @@ def _followed(alias):
     return (
         "EXISTS (SELECT 1 FROM inspector_handlerrun e WHERE e.handler = "
         f"{alias}.handler AND e.stream = {alias}.stream AND e.position > {alias}.position "
-        "AND e.status IN ('pending', 'running', 'failed'))"
+        f"AND e.{UNFINISHED})"
     )
-
-
-def _marks(values):
-    return ", ".join(["%s"] * len(values))
 
 
 def default_worker_id():
@@ -130,10 +130,9 @@ class Worker:
         walk whatever the planner's statistics say); the CTE `w` holds that window. The
         caller retries without the window when a full window held nothing claimable.
         """
-        unfinished = "status IN ('pending', 'running', 'failed')"  # = the indexes' condition
         earlier_unfinished = (
             "AND NOT EXISTS (SELECT 1 FROM inspector_handlerrun e WHERE e.handler = r.handler "
-            f"AND e.stream = r.stream AND e.position < r.position AND e.{unfinished})"
+            f"AND e.stream = r.stream AND e.position < r.position AND e.{UNFINISHED})"
         )
         ctes, source = [], "inspector_handlerrun"
         if window:
@@ -144,14 +143,14 @@ class Worker:
             ctes = [
                 "w AS MATERIALIZED (SELECT id, handler, stream, position, global_position, "
                 "status, available_at, claimed_by, lease_expires_at "
-                f"FROM inspector_handlerrun{hint} WHERE {unfinished} "
+                f"FROM inspector_handlerrun{hint} WHERE {UNFINISHED} "
                 f"ORDER BY global_position LIMIT {int(window)})",
                 "ranked AS (SELECT w.*, ROW_NUMBER() OVER "
                 "(PARTITION BY handler, stream ORDER BY position) AS nth FROM w)",
             ]
             source, earlier_unfinished = "ranked", "AND r.nth = 1"
         sql = [
-            f"SELECT r.id FROM {source} r WHERE r.{unfinished}",
+            f"SELECT r.id FROM {source} r WHERE r.{UNFINISHED}",
             f"AND {due('r')}",
             earlier_unfinished,
         ]
@@ -159,7 +158,7 @@ class Worker:
         parked = [spec.name for spec in self.domain.handlers() if spec.park_on_failure]
         if parked:
             sql.append(
-                f"AND NOT (r.handler IN ({', '.join(['%s'] * len(parked))}) AND EXISTS ("
+                f"AND NOT (r.handler IN ({placeholders(len(parked))}) AND EXISTS ("
                 "SELECT 1 FROM inspector_handlerrun d WHERE d.handler = r.handler "
                 "AND d.stream = r.stream AND d.position < r.position AND d.status = 'dead'))"
             )
@@ -169,7 +168,7 @@ class Worker:
             "WHERE s.handler = r.handler AND s.paused)"
         )
         if self.handlers is not None:
-            sql.append(f"AND r.handler IN ({', '.join(['%s'] * len(self.handlers))})")
+            sql.append(f"AND r.handler IN ({placeholders(len(self.handlers))})")
             params.extend(sorted(self.handlers))
         sql.append("ORDER BY r.global_position LIMIT %s")
         params.append(limit)
@@ -276,7 +275,7 @@ class Worker:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 "UPDATE inspector_handlerrun SET status = 'running', claimed_by = %s, "
-                f"lease_expires_at = %s, updated_at = %s WHERE id IN ({_marks(chosen)}) "
+                f"lease_expires_at = %s, updated_at = %s WHERE id IN ({placeholders(len(chosen))}) "
                 # `+status`: a plain term for SQLite's planner, so the primary key drives
                 # the statement rather than the partial index of every unfinished run
                 f"AND {due('inspector_handlerrun', status='+status')} RETURNING id",
@@ -293,7 +292,7 @@ class Worker:
             cursor.execute(
                 f"SELECT {run_columns.sql}, {message_columns.sql}, {_followed('r')} "
                 "FROM inspector_handlerrun r JOIN inspector_message m ON m.id = r.message_id "
-                f"WHERE r.id IN ({_marks(ids)})",
+                f"WHERE r.id IN ({placeholders(len(ids))})",
                 ids,
             )
             return [self._loaded(row) for row in cursor.fetchall()]
@@ -311,8 +310,8 @@ class Worker:
         """How many unfinished runs the window holds (at most `window`)."""
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM inspector_handlerrun WHERE "
-                "status IN ('pending', 'running', 'failed') LIMIT %s) w",
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM inspector_handlerrun WHERE {UNFINISHED} "
+                "LIMIT %s) w",
                 [window],
             )
             return cursor.fetchone()[0]
@@ -349,11 +348,10 @@ class Worker:
         # holding the rows the group writes next is a deadlock (and they need no renewal).
         pk = HandlerRun._meta.pk
         adapt = HandlerRun._meta.get_field("lease_expires_at").get_db_prep_value
-        marks = ", ".join(["%s"] * len(ids))
         with connection.cursor() as cursor:
             cursor.execute(
                 "UPDATE inspector_handlerrun SET lease_expires_at = %s WHERE id IN ("
-                f"SELECT id FROM inspector_handlerrun WHERE id IN ({marks}) "
+                f"SELECT id FROM inspector_handlerrun WHERE id IN ({placeholders(len(ids))}) "
                 "AND claimed_by = %s AND status = 'running' FOR UPDATE SKIP LOCKED)",
                 [
                     adapt(expires, connection),
