@@ -1,5 +1,6 @@
 """Async processing: the outbox, workers, ordering, retries, dead runs, parking and replay."""
 
+import contextlib
 import io
 import signal
 import threading
@@ -60,6 +61,30 @@ def wait_for(condition, timeout=60.0, interval=0.1):
             return True
         time.sleep(interval)
     return False
+
+
+@contextlib.contextmanager
+def idle_worker(**options):
+    """A worker running in a thread that has found nothing to do and is waiting; it must stop
+    within 15 s of `stop()` (workers here poll every 10 s at most, or stop() wakes them)."""
+    worker = Worker(**options)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(15)
+    assert not thread.is_alive()
+
+
+def assert_one_ping_handled_within(domain, seconds):
+    """Append one Ping (two runs) and check both succeed in less than `seconds`."""
+    started = time.monotonic()
+    append_pings(domain, "probe::ping", 1)
+    assert wait_for(lambda: Seen.objects.count() == 2, timeout=10, interval=0.01)
+    assert time.monotonic() - started < seconds
 
 
 def test_async_append_creates_pending_runs_that_a_worker_runs(async_domain):
@@ -386,18 +411,8 @@ def test_a_stream_stuck_behind_a_retry_does_not_starve_later_streams(async_domai
 @pytest.mark.skipif(connection.vendor == "postgresql", reason="PostgreSQL wakes through NOTIFY")
 def test_a_worker_in_the_same_process_starts_at_once_not_at_its_next_poll(async_domain):
     """The embedded default: a commit that queues runs wakes this process's idle workers."""
-    worker = Worker(worker_id="test-embedded", poll_interval=30.0)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        time.sleep(0.3)  # the worker found nothing and is waiting out its 30 s poll
-        started = time.monotonic()
-        append_pings(async_domain, "probe::ping", 1)
-        assert wait_for(lambda: Seen.objects.count() == 2, timeout=10, interval=0.01)
-        assert time.monotonic() - started < 5
-    finally:
-        worker.stop()
-        thread.join(10)
+    with idle_worker(worker_id="test-embedded", poll_interval=30.0):
+        assert_one_ping_handled_within(async_domain, 5)  # not the 30 s poll
 
 
 @pytest.mark.skipif(connection.vendor == "postgresql", reason="PostgreSQL wakes through NOTIFY")
@@ -409,30 +424,15 @@ def test_a_sqlite_worker_notices_another_processs_commit_before_its_next_poll(
     from inspector import dispatch
 
     monkeypatch.setattr(dispatch, "notify_workers", lambda: None)  # as from another process
-    worker = Worker(worker_id="test-watch", poll_interval=30.0)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        time.sleep(0.3)  # the worker found nothing and is waiting out its 30 s poll
-        started = time.monotonic()
-        append_pings(async_domain, "probe::ping", 1)
-        assert wait_for(lambda: Seen.objects.count() == 2, timeout=10, interval=0.01)
-        assert time.monotonic() - started < 5
-    finally:
-        worker.stop()
-        thread.join(10)
-        assert not thread.is_alive()  # stop() ends the wait
+    with idle_worker(worker_id="test-watch", poll_interval=30.0):  # stop() ends its wait
+        assert_one_ping_handled_within(async_domain, 5)  # not the 30 s poll
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY: PostgreSQL")
 def test_a_worker_listens_again_after_its_listen_connection_is_cut(async_domain):
     """A database restart or a proxy cuts the LISTEN connection; the worker must not fall
     back to its poll for good (a second on every run), so it listens again."""
-    worker = Worker(worker_id="test-relisten", poll_interval=10.0)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        time.sleep(0.3)  # the worker found nothing and is waiting for a notification
+    with idle_worker(worker_id="test-relisten", poll_interval=10.0):
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -440,13 +440,7 @@ def test_a_worker_listens_again_after_its_listen_connection_is_cut(async_domain)
             )
             assert cursor.fetchone()[0]
         time.sleep(0.5)  # the worker notices, listens again and waits
-        started = time.monotonic()
-        append_pings(async_domain, "probe::ping", 1)
-        assert wait_for(lambda: Seen.objects.count() == 2, timeout=10, interval=0.01)
-        assert time.monotonic() - started < 4  # not the 10 s poll
-    finally:
-        worker.stop()
-        thread.join(15)
+        assert_one_ping_handled_within(async_domain, 4)  # not the 10 s poll
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="planner settings: PostgreSQL")
@@ -548,19 +542,12 @@ def test_a_running_worker_goes_on_to_what_its_runs_held_back_without_waiting_to_
     """After a batch a worker waits for the next wake-up unless work is due now: a full batch,
     or a later run of a stream that one of its runs held back (no notification announces
     that one). Six events on one stream, two handlers: each run waits for the one before."""
-    worker = Worker(worker_id="test-follow", poll_interval=3.0, batch_size=3)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        time.sleep(0.3)  # idle, waiting out its 3 s poll (six of them would take 18 s)
-        started = time.monotonic()
+    with idle_worker(worker_id="test-follow", poll_interval=3.0, batch_size=3) as worker:
+        started = time.monotonic()  # six 3 s polls would take 18 s
         append_pings(async_domain, "probe::ping", 6, streams=1)
         assert wait_for(lambda: Seen.objects.count() == 12, timeout=30, interval=0.01)
         assert time.monotonic() - started < 9
         assert worker.more_due is False  # the last batch left nothing behind it
-    finally:
-        worker.stop()
-        thread.join(10)
     for handler in ("A", "B"):
         seen = Seen.objects.filter(handler=handler).order_by("id").values_list("n", flat=True)
         assert list(seen) == list(range(6))
