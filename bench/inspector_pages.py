@@ -692,7 +692,7 @@ def settle_database(args):
 
 def catch_up(leave=0):
     """Run the store indexer as its thread would, stopping `leave` messages before the end."""
-    from inspector import indexer
+    from inspector.readmodel import indexer
     from inspector.models import Message
 
     last = Message.objects.order_by("-global_position").values_list("global_position", flat=True)
@@ -709,7 +709,7 @@ def catch_up(leave=0):
 
 
 def indexer_position():
-    from inspector.payload_index import indexed_position
+    from inspector.readmodel.payload_index import indexed_position
 
     return indexed_position()
 
@@ -721,7 +721,7 @@ def indexer_behind():
 
 
 def index_rows():
-    from inspector.indexer import INDEX_TABLES
+    from inspector.readmodel.indexer import INDEX_TABLES
 
     return ", ".join(f"{m.__name__} {m.objects.count():,}" for m in INDEX_TABLES)
 

@@ -311,7 +311,7 @@ def run_appender(args):
     django.setup()
     logging.getLogger("inspector").setLevel(logging.WARNING)
     from bookshelf.domain import domain
-    from inspector.unit_of_work import unit_of_work
+    from inspector.runtime.unit_of_work import unit_of_work
     from tests.probe.handlers import Ping
 
     domain.config["event_processing"] = "async"  # runs are created pending; none execute

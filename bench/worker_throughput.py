@@ -274,7 +274,7 @@ def all_succeeded(gpos, expected):
 
 
 def append_pings(domain, first, count, *, streams, per_transaction):
-    from inspector.unit_of_work import unit_of_work
+    from inspector.runtime.unit_of_work import unit_of_work
     from tests.probe.handlers import Ping
 
     for start in range(first, first + count, per_transaction):
@@ -368,7 +368,7 @@ def backlog(bench):
 
 def offered_load(bench):
     """With idle workers, append one event per transaction at a steady rate; time each run."""
-    from inspector.unit_of_work import unit_of_work
+    from inspector.runtime.unit_of_work import unit_of_work
     from tests.probe.handlers import Ping
 
     args = bench.args

@@ -12,7 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from bookshelf.routing import websocket_urlpatterns  # noqa: E402
-from inspector.embedded import start_embedded_worker  # noqa: E402
+from inspector.workers.embedded import start_embedded_worker  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -8,8 +8,8 @@ from django.template.loader import render_to_string
 
 from bookshelf.models import Order, OrderStatus
 from bookshelf.selectors import LOW_STOCK
-from inspector import feed
-from inspector.consumers import FORBIDDEN
+from inspector.dashboard import feed
+from inspector.dashboard.consumers import FORBIDDEN
 
 BUFFER = 200
 STATUS_AFTER = {

@@ -94,7 +94,7 @@ if os.environ.get("DATABASE_URL"):
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "inspector.backends.sqlite3",  # writers queue instead of sleeping
+            "ENGINE": "inspector.contrib.sqlite",  # writers queue instead of sleeping
             "NAME": _SQLITE_FILE,
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",

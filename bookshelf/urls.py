@@ -4,7 +4,7 @@ from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 from bookshelf import views
-from inspector.views import ops
+from inspector.dashboard.views import ops
 
 shop = (
     [

@@ -4,7 +4,7 @@
 def __getattr__(name):
     # Lazy, so `from inspector import Domain` works from models modules while apps load.
     if name in ("Domain", "handle", "current_domain"):
-        from inspector import domain
+        from inspector.runtime import domain
 
         return getattr(domain, name)
     raise AttributeError(name)

@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.text import Truncator
 
-from inspector.domain import current_domain
+from inspector.runtime.domain import current_domain
 from inspector.models import (
     HandlerAttempt,
     HandlerRun,

@@ -8,6 +8,6 @@ class InspectorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from inspector import checkpointer
+        from inspector.contrib.sqlite import checkpointer
 
         connection_created.connect(checkpointer.on_connection_created, dispatch_uid="inspector-wal")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from inspector.consumers import FeedConsumer
+from inspector.dashboard.consumers import FeedConsumer
 
 websocket_urlpatterns = [
     path("ws/inspector/feed/", FeedConsumer.as_asgi()),

@@ -5,11 +5,12 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from inspector import feed, indexer
-from inspector.dispatch import forget_paused_handlers
+from inspector.dashboard import feed
+from inspector.readmodel import indexer
+from inspector.runtime.dispatch import forget_paused_handlers
 from inspector.exceptions import DomainError
 from inspector.models import HandlerRun, HandlerRunReplay, HandlerState, RunStatus
-from inspector.wakeup import notify_workers
+from inspector.runtime.wakeup import notify_workers
 
 logger = logging.getLogger(__name__)
 

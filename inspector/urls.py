@@ -1,6 +1,6 @@
 from django.urls import path
 
-from inspector.views import handlers, live, messages, search, streams, workflow
+from inspector.dashboard.views import handlers, live, messages, search, streams, workflow
 
 app_name = "inspector"
 

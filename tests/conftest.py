@@ -49,7 +49,7 @@ def add_book(domain):
 @pytest.fixture(autouse=True)
 def _fresh_paused_handlers():
     """Each test starts with no cached pause state (the database was emptied)."""
-    from inspector.dispatch import forget_paused_handlers
+    from inspector.runtime.dispatch import forget_paused_handlers
 
     forget_paused_handlers()
 

@@ -1,10 +1,10 @@
-"""Small formatting filters, and the tags that draw what long lists repeat (`inspector.rows`)."""
+"""Small formatting filters, and the tags that draw what long lists repeat (`inspector.dashboard.fragments`)."""
 
 import json
 
 from django import template
 
-from inspector import rows
+from inspector.dashboard import fragments as rows
 
 register = template.Library()
 

@@ -88,7 +88,7 @@ def test_an_oversold_order_fails_a_run_that_is_replayed_after_a_restock(page, lo
     assert run.status == "pending"
     assert run.replays.get().reason == "Restocked Dune"
 
-    from inspector.worker import Worker
+    from inspector.workers.worker import Worker
 
     Worker(worker_id="test").drain()
 

@@ -269,7 +269,7 @@ def test_run_page_shows_every_attempt_traceback_and_its_lineage(admin_client, ru
     from inspector.services import handler_run_replay
 
     handler_run_replay(run=runs.failed, user=operator.user, reason="SMTP <fixed>")
-    worker = pytest.importorskip("inspector.worker")
+    worker = pytest.importorskip("inspector.workers.worker")
     worker.Worker(worker_id="test").drain()  # the gateway still fails: a second attempt
     attempts = list(HandlerAttempt.objects.filter(run=runs.failed).order_by("number"))
     assert [a.number for a in attempts] == [1, 2]
@@ -374,7 +374,7 @@ def test_a_selection_without_failed_runs_is_turned_away(runs, operator):
 
 @pytest.mark.django_db(transaction=True)
 def test_replaying_after_the_fix_runs_again_and_succeeds(settings, runs, operator):
-    worker = pytest.importorskip("inspector.worker")
+    worker = pytest.importorskip("inspector.workers.worker")
     settings.INSPECTOR_DEMO_FAILURE_RATE = 0.0  # the gateway is back
     post_action(operator.client, "replay_selected", [runs.failed], confirm="yes")
     worker.Worker(worker_id="test").drain()

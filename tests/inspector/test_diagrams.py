@@ -12,11 +12,11 @@ from bookshelf.commands import AdjustStock, ConfirmOrder, PlaceOrder, ShipOrder
 from bookshelf.events import StockAdjusted
 from bookshelf.models import Inventory
 from inspector import handle
-from inspector.diagrams import build_flow, render_mermaid, render_svg, text_width
-from inspector.flows import Flow, Participant, Step, format_ms
+from inspector.dashboard.drawing.sequence import build_flow, render_mermaid, render_svg, text_width
+from inspector.dashboard.flows import Flow, Participant, Step, format_ms
 from inspector.models import HandlerRun, Message
 from inspector.services import handler_run_replay
-from inspector.worker import Worker
+from inspector.workers.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,8 +18,8 @@ from django.test import Client, override_settings
 
 from bookshelf.asgi import application
 from inspector.models import Message
-from inspector.unit_of_work import unit_of_work
-from inspector.worker import Worker
+from inspector.runtime.unit_of_work import unit_of_work
+from inspector.workers.worker import Worker
 from tests.probe.handlers import Ping
 from tests.threads import run_in_thread
 

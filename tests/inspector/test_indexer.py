@@ -15,7 +15,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from bookshelf.commands import AdjustStock, ConfirmOrder, PlaceOrder, ShipOrder
-from inspector import indexer, payload_index, selectors, services, tallies
+from inspector import services
+from inspector.readmodel import indexer
+from inspector.readmodel import payload_index
+from inspector.dashboard import selectors
+from inspector.readmodel import tallies
 from inspector.models import (
     HandlerAttempt,
     HandlerRun,
@@ -90,7 +94,7 @@ def expected(key, value, *, types=(), category=""):
 
 
 def payload_value(text):
-    from inspector.views.search import parse_field_value
+    from inspector.dashboard.views.search import parse_field_value
 
     return parse_field_value(text)
 

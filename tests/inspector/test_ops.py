@@ -5,10 +5,10 @@ from django.db import OperationalError, connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from bookshelf.commands import ConfirmOrder, PlaceOrder, ShipOrder
-from inspector import feed
+from inspector.dashboard import feed
 from inspector.models import HandlerRun, HandlerState, Message
-from inspector.selectors import DURATION_BUCKETS
-from inspector.views import ops
+from inspector.dashboard.selectors import DURATION_BUCKETS
+from inspector.dashboard.views import ops
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from bookshelf.commands import AdjustStock, ConfirmOrder, PlaceOrder, ShipOrder
 from bookshelf.models import Order
-from inspector import selectors
-from inspector.diagrams import text_width
+from inspector.dashboard import selectors
+from inspector.dashboard.drawing.sequence import text_width
 from inspector.models import HandlerRun, HandlerState, Message
-from inspector.workflow_map import COLUMNS, Graph, Node, render_map_svg
+from inspector.dashboard.drawing.workflow_map import COLUMNS, Graph, Node, render_map_svg
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -385,7 +385,7 @@ def test_pause_and_resume_switch_the_handler_state(operator, shop):
 def test_a_paused_handlers_runs_wait_for_the_worker_until_it_resumes(
     domain, operator, add_book, place
 ):
-    from inspector.worker import Worker
+    from inspector.workers.worker import Worker
 
     domain.config["event_processing"] = "async"
     book = add_book()

@@ -11,9 +11,9 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
 
 from bookshelf.models import Book, Money, Order
-from inspector import checkpointer
+from inspector.contrib.sqlite import checkpointer
 from inspector.models import HandlerRun, Message, RunStatus
-from inspector.sql import adapters, get_by_pk, insert_rows, new_instance, update_row
+from inspector.runtime.sql import adapters, get_by_pk, insert_rows, new_instance, update_row
 
 pytestmark = pytest.mark.django_db
 

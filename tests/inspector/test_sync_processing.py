@@ -188,7 +188,7 @@ def test_too_little_stock_fails_the_inventory_run_and_never_goes_negative(domain
 
 def test_a_paused_handler_holds_its_sync_runs_for_a_worker_after_resume(domain):
     from inspector.services import handler_pause, handler_resume
-    from inspector.worker import Worker
+    from inspector.workers.worker import Worker
 
     handler_pause(name="bookshelf.BookEventHandler")
     book_id = domain.process(AddBook(title="Held", author="Someone", price_amount=3))

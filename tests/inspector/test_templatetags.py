@@ -9,7 +9,7 @@ from django.template import Context, Template
 from django.utils import timezone
 
 from bookshelf.commands import PlaceOrder
-from inspector import rows
+from inspector.dashboard import fragments as rows
 from inspector.models import HandlerRun, Message, RunStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,11 +14,11 @@ from django.utils import timezone
 
 from bookshelf.commands import AddBook, PlaceOrder
 from bookshelf.models import Book, Inventory, Order
-from inspector import feed
+from inspector.dashboard import feed
 from inspector.models import HandlerAttempt, HandlerRun, HandlerRunReplay, Message, RunStatus
 from inspector.services import RunNotReplayable, handler_run_replay, handler_run_resolve
-from inspector.unit_of_work import unit_of_work
-from inspector.worker import Worker
+from inspector.runtime.unit_of_work import unit_of_work
+from inspector.workers.worker import Worker
 from tests.probe.handlers import Ping
 from tests.probe.models import Seen, Switch
 
@@ -421,7 +421,7 @@ def test_a_sqlite_worker_notices_another_processs_commit_before_its_next_poll(
 ):
     """Without LISTEN, a worker watches SQLite's data_version for other connections' commits
     instead of waiting out its poll (which would put the poll interval on every run)."""
-    from inspector import dispatch
+    from inspector.runtime import dispatch
 
     monkeypatch.setattr(dispatch, "notify_workers", lambda: None)  # as from another process
     with idle_worker(worker_id="test-watch", poll_interval=30.0):  # stop() ends its wait

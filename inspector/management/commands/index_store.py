@@ -5,7 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from inspector import indexer
+from inspector.readmodel import indexer
 
 
 class Command(BaseCommand):

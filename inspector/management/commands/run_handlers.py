@@ -4,8 +4,8 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from inspector.indexer import start_indexer_thread
-from inspector.worker import Worker
+from inspector.readmodel.indexer import start_indexer_thread
+from inspector.workers.worker import Worker
 
 
 class Command(BaseCommand):

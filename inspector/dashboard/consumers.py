@@ -1,0 +1,137 @@
+"""Websocket consumers: the staff feed of messages and handler runs."""
+
+import asyncio
+import contextlib
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from inspector.dashboard import feed
+
+FORBIDDEN = 4403
+HELLO_WAIT = 1.0  # seconds a client has to say where it left off before it gets "live from now"
+CATCH_UP_LIMIT = 2000
+
+
+class FeedConsumer(AsyncJsonWebsocketConsumer):
+    """Streams new messages and run state changes as htmx out-of-band fragments.
+
+    The client sends {"action": "hello", "since": <last global position>, filters...} when
+    it opens (and on every reconnect), then "filter", "pause" and "resume" messages.
+    """
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_active or not user.is_staff:
+            await self.close(code=FORBIDDEN)
+            return
+        await self.accept()
+        self.filters = {}
+        self.paused = False
+        self.cursor = None
+        self.overflowed = False
+        self.queue = asyncio.Queue(maxsize=settings.INSPECTOR.get("feed_buffer", 1000))
+        self.started = asyncio.Event()
+        self.since = None
+        self.hub = feed.hub_for_this_loop()
+        self.hub_position = await self.hub.register(self)
+        self.sender = asyncio.create_task(self._send_loop())
+
+    async def disconnect(self, code):
+        await feed.leave(self)
+
+    async def receive_json(self, content, **kwargs):
+        action = content.get("action") or "filter"
+        if action in ("hello", "filter"):
+            self.filters = {
+                key: str(content.get(key) or "").strip()
+                for key in ("type", "category", "status")
+                if content.get(key)
+            }
+        if action == "hello":
+            since = content.get("since")
+            try:
+                self.since = int(since) if since not in (None, "") else None
+            except (TypeError, ValueError):
+                self.since = None
+            self.started.set()
+        elif action == "pause":
+            self.paused = True
+        elif action == "resume" and self.paused:
+            self.paused = False
+            self.overflowed = True  # catch up from the store on what came in meanwhile
+            self._nudge()
+
+    def offer(self, items):
+        """Called by the hub for every batch; never blocks it."""
+        if self.paused or self.overflowed:
+            return
+        for item in items:
+            try:
+                self.queue.put_nowait(item)
+            except asyncio.QueueFull:
+                self.overflowed = True  # the sender tells the client and catches up
+                self._drain_queue()
+                self._nudge()
+                return
+
+    def _nudge(self):
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+
+    def _drain_queue(self):
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+    async def _send_loop(self):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.started.wait(), HELLO_WAIT)
+        if self.since is None:
+            self.cursor = self.hub_position
+        else:
+            self.cursor = self.since
+            await self._catch_up()
+        await self.send(text_data=render_to_string("inspector/feed-status.html", {"live": True}))
+        while True:
+            item = await self.queue.get()
+            if self.overflowed:
+                self.overflowed = False
+                self._drain_queue()
+                if not self.paused:
+                    await self.send(
+                        text_data=render_to_string(
+                            "inspector/feed-status.html", {"live": True, "caught_up": True}
+                        )
+                    )
+                    await self._catch_up()
+                continue
+            batch = [item] if item is not None else []
+            while not self.queue.empty() and len(batch) < 100:
+                next_item = self.queue.get_nowait()
+                if next_item is not None:
+                    batch.append(next_item)
+            await self._send_items(batch)
+
+    async def _catch_up(self):
+        """Send what the client missed after its cursor, from the store, in order."""
+        while True:
+            items, _ = await sync_to_async(feed.message_items)(after=self.cursor)
+            if not items:
+                return
+            await self._send_items(items)
+            if len(items) < feed.BATCH:
+                return
+
+    async def _send_items(self, items):
+        html = []
+        for item in items:
+            if item.kind == "message":
+                if item.global_position <= self.cursor:
+                    continue  # already sent (catch-up and live overlap)
+                self.cursor = item.global_position
+            if not self.paused and item.matches(self.filters):
+                html.append(item.html)
+        if html:
+            await self.send(text_data="".join(html))

@@ -1,0 +1,343 @@
+"""The live feed: one hub per web process follows the store and the handler runs and fans
+HTML fragments out to its websocket clients.
+
+The store is the source of truth. The hub reads messages after the last global position it
+saw (global positions are assigned in commit order, so nothing is skipped) and runs changed
+in the last moments. Any process may *poke* hubs after a commit to cut the wait: hubs in the
+same process directly, hubs elsewhere through a cross-process channel layer (Redis). Without
+one (the embedded default), hubs still see other processes' writes on their next poll.
+"""
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from asgiref.sync import sync_to_async
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+from django.db.models import Max
+from django.utils import timezone
+
+from inspector.dashboard import fragments as row_html
+from inspector.runtime.connections import close_broken_connections
+from inspector.models import HandlerRun, Message
+
+logger = logging.getLogger(__name__)
+
+GROUP = "inspector-feed"
+RUN_WINDOW = timedelta(seconds=0.75)  # runs are re-read this far back: commits land late
+SEEN_RUNS = 20_000
+BATCH = 500
+
+
+def _option(name, default):
+    return getattr(settings, "INSPECTOR", {}).get(name, default)
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """One fragment for clients: a new message row, or a run's new state."""
+
+    kind: str  # "message" or "run"
+    global_position: int
+    type: str
+    category: str
+    statuses: frozenset
+    html: str
+    data: dict | None = None  # a message's payload, for consumers that render their own view
+
+    def matches(self, filters):
+        if filters.get("type") and self.type != filters["type"]:
+            return False
+        if filters.get("category") and self.category != filters["category"]:
+            return False
+        return not (filters.get("status") and filters["status"] not in self.statuses)
+
+
+# Reading the store (sync; run through sync_to_async) ----------------------------------------
+
+
+def current_position():
+    return Message.objects.aggregate(last=Max("global_position"))["last"] or -1
+
+
+def message_items(*, after, limit=BATCH):
+    """Fragments for the messages after a global position, with their runs' badges."""
+    close_broken_connections()
+    rows = list(Message.objects.after(after)[:limit])
+    runs = {}
+    if rows:
+        for run in HandlerRun.objects.filter(message_id__in=[m.id for m in rows]).order_by(
+            "handler"
+        ):
+            runs.setdefault(run.message_id, []).append(run)
+    items = []
+    for message in rows:
+        message_runs = runs.get(message.id, [])
+        html = row_html.feed_row(message, message_runs, oob=True)
+        items.append(
+            FeedItem(
+                kind="message",
+                global_position=message.global_position,
+                type=message.type,
+                category=message.category,
+                statuses=frozenset(run.status for run in message_runs),
+                html=html,
+                data=message.data,
+            )
+        )
+    return items, runs
+
+
+RUN_LIMIT = BATCH * 4
+
+
+def run_items(*, since, seen):
+    """Fragments for runs whose state changed since `since`, skipping states already sent.
+
+    Returns the items and where the next read starts: a window back from the latest change
+    seen (commits land late), or the latest change itself when this read was cut at the
+    limit, so a burst of changes is walked through instead of re-read.
+    """
+    close_broken_connections()
+    items = []
+    latest = since
+    changed = (
+        HandlerRun.objects.filter(updated_at__gte=since)
+        .select_related(None)
+        .only(
+            "id",
+            "handler",
+            "status",
+            "attempts",
+            "duration_us",
+            "updated_at",
+            "message_type",
+            "stream",
+            "global_position",
+            "error_type",
+            "error_message",
+        )
+    )
+    rows = list(changed.order_by("updated_at")[:RUN_LIMIT])
+    for run in rows:
+        latest = max(latest, run.updated_at)
+        state = (run.status, run.attempts, run.updated_at)
+        if seen.get(run.id) == state:
+            continue
+        _remember(seen, run.id, state)
+        items.append(
+            FeedItem(
+                kind="run",
+                global_position=run.global_position,
+                type=run.message_type,
+                category=run.stream.partition("-")[0],
+                statuses=frozenset([run.status]),
+                html=row_html.run_badge(run, oob=True),
+            )
+        )
+    if len(rows) == RUN_LIMIT:
+        return items, latest
+    return items, max(since, latest - RUN_WINDOW)
+
+
+def _remember(seen, run_id, state):
+    seen[run_id] = state
+    seen.move_to_end(run_id)
+    while len(seen) > SEEN_RUNS:
+        seen.popitem(last=False)
+
+
+# The hub ------------------------------------------------------------------------------------
+
+_hubs = weakref.WeakKeyDictionary()  # event loop -> Hub
+_hubs_lock = threading.Lock()
+
+
+def hub_for_this_loop():
+    loop = asyncio.get_running_loop()
+    with _hubs_lock:
+        hub = _hubs.get(loop)
+        if hub is None:
+            hub = _hubs[loop] = Hub(loop)
+    return hub
+
+
+async def leave(client):
+    """Stop delivering to a disconnected client and end its sending task."""
+    hub = getattr(client, "hub", None)
+    if hub is not None:
+        hub.unregister(client)
+    sender = getattr(client, "sender", None)
+    if sender is not None:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+
+
+def connected_clients():
+    with _hubs_lock:
+        return sum(len(hub.clients) for hub in _hubs.values())
+
+
+class Hub:
+    """Follows the store for the clients connected to this process's event loop."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.clients = set()
+        self.wake = asyncio.Event()
+        self.poll_interval = _option("feed_poll_interval", 0.05)
+        self.cursor = None
+        self.run_cursor = None
+        self.seen_runs = OrderedDict()
+        self._task = None
+
+    async def register(self, client):
+        """Start delivering to `client`; return the position the hub has reached."""
+        if self.cursor is None:
+            self.cursor = await sync_to_async(current_position)()
+            self.run_cursor = timezone.now() - RUN_WINDOW  # where the next read of runs starts
+        self.clients.add(client)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._follow())
+        return self.cursor
+
+    def unregister(self, client):
+        self.clients.discard(client)
+
+    async def _follow(self):
+        pokes = asyncio.create_task(self._listen_for_pokes())
+        last_tick = self.loop.time()
+        try:
+            while self.clients:
+                # The poll period includes the read: wait only for what is left of it.
+                remaining = self.poll_interval - (self.loop.time() - last_tick)
+                if remaining > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), remaining)
+                last_tick = self.loop.time()
+                self.wake.clear()
+                try:
+                    await self.tick()
+                except Exception:
+                    logger.exception("Live feed could not read the store")
+                    await asyncio.sleep(self.poll_interval)
+        finally:
+            pokes.cancel()
+            self.cursor = None  # the next client starts the hub from the then-current end
+
+    async def tick(self):
+        """Read what changed and offer it to every client."""
+        items, runs_by_message = await sync_to_async(message_items)(after=self.cursor)
+        if items:
+            self.cursor = items[-1].global_position
+            for runs in runs_by_message.values():  # their states are in the rows already
+                for run in runs:
+                    _remember(self.seen_runs, run.id, (run.status, run.attempts, run.updated_at))
+        runs, self.run_cursor = await sync_to_async(run_items)(
+            since=self.run_cursor,
+            seen=self.seen_runs,
+        )
+        batch = items + runs
+        if batch:
+            for client in list(self.clients):
+                client.offer(batch)
+        return batch
+
+    async def _listen_for_pokes(self):
+        layer = get_channel_layer()
+        if layer is None or isinstance(layer, InMemoryChannelLayer):
+            return  # in-process writers wake the hub directly
+        channel = await layer.new_channel()
+        await layer.group_add(GROUP, channel)
+        try:
+            while True:
+                await layer.receive(channel)
+                self.wake.set()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            try:
+                await layer.group_discard(GROUP, channel)
+            except Exception:
+                logger.debug("Could not leave the feed group", exc_info=True)
+
+
+# Pokes: any process, after a commit -------------------------------------------------------
+
+
+class _RemotePoker:
+    """One thread per process sends pokes through a cross-process layer (Redis).
+
+    `poke()` only sets an event, so a commit never waits on the network; the thread keeps
+    one event loop (and so one Redis connection) and sends at most one poke per gap.
+    """
+
+    GAP = 0.02
+
+    def __init__(self):
+        self.wanted = threading.Event()
+        self.idle = threading.Event()
+        self.idle.set()
+        self.thread = None
+        self.lock = threading.Lock()
+        atexit.register(self.flush)
+
+    def flush(self, timeout=2.0):
+        """Send what is still wanted before the process exits (a script's last commit)."""
+        deadline = time.monotonic() + timeout
+        while (self.wanted.is_set() or not self.idle.is_set()) and time.monotonic() < deadline:
+            if self.thread is None or not self.thread.is_alive():
+                return
+            time.sleep(0.01)
+
+    def request(self):
+        self.idle.clear()
+        self.wanted.set()
+        if self.thread is None or not self.thread.is_alive():
+            with self.lock:
+                if self.thread is None or not self.thread.is_alive():
+                    self.thread = threading.Thread(
+                        target=self._run, name="inspector-feed-poker", daemon=True
+                    )
+                    self.thread.start()
+
+    def _run(self):
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        while True:
+            self.wanted.wait()
+            self.wanted.clear()
+            layer = get_channel_layer()
+            try:
+                loop.run_until_complete(layer.group_send(GROUP, {"type": "feed.poke"}))
+            except Exception:
+                logger.warning("Could not poke the live feed", exc_info=True)
+            time.sleep(self.GAP)
+            if not self.wanted.is_set():
+                self.idle.set()
+
+
+_remote_poker = _RemotePoker()
+
+
+def poke():
+    """Tell hubs that something was committed, so they read the store now."""
+    with _hubs_lock:
+        hubs = list(_hubs.values())
+    for hub in hubs:
+        if hub.clients and not hub.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                hub.loop.call_soon_threadsafe(hub.wake.set)
+    layer = get_channel_layer()
+    if layer is None or isinstance(layer, InMemoryChannelLayer):
+        return  # other processes' hubs poll; this process's hubs were woken above
+    _remote_poker.request()

@@ -1,0 +1,199 @@
+"""One message and one business flow: data, handler runs, and their sequence diagram."""
+
+from django import forms
+from django.contrib import messages as notices
+from django.contrib.admin.views.decorators import staff_member_required
+from django.db.models import Prefetch
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from inspector.dashboard.drawing.sequence import build_flow, render_mermaid, render_svg
+from inspector.exceptions import DomainError
+from inspector.models import HandlerAttempt, HandlerRun, HandlerRunReplay, Message
+from inspector.services import handler_run_replay
+
+REPLAY_PERMISSION = "inspector.replay_handlerrun"
+PAYLOAD_PERMISSION = "inspector.view_message"
+
+
+class ReplayForm(forms.Form):
+    reason = forms.CharField(max_length=500, required=False, label="Why replay?")
+
+
+def _runs_of(message):
+    return list(
+        HandlerRun.objects.filter(message=message)
+        .order_by("created_at", "handler")
+        .prefetch_related(
+            Prefetch("failed_attempts", queryset=HandlerAttempt.objects.order_by("number")),
+            Prefetch(
+                "replays", queryset=HandlerRunReplay.objects.select_related("user").order_by("at")
+            ),
+        )
+    )
+
+
+DEPTHS = (0, 1, 2)
+
+
+def _depth(request):
+    """Levels of follow-on events to draw: ?depth=N, or every level."""
+    try:
+        depth = int(request.GET.get("depth", ""))
+    except ValueError:
+        return None
+    return depth if depth >= 0 else None
+
+
+def _flow(request, source):
+    """The flow to draw for this user: their depth, and message data only if permitted."""
+    return build_flow(
+        source, depth=_depth(request), payloads=request.user.has_perm(PAYLOAD_PERMISSION)
+    )
+
+
+def _message_context(request, message):
+    related = list(
+        Message.objects.filter(correlation_id=message.correlation_id)
+        .order_by("global_position")
+        .only("id", "type", "stream", "position", "global_position", "causation_id", "kind")
+    )
+    flow = _flow(request, message)
+    return {
+        "depth": flow.depth,
+        "depths": DEPTHS,
+        "message": message,
+        "runs": _runs_of(message),
+        "cause": next((m for m in related if m.id == message.causation_id), None),
+        "effects": [m for m in related if m.causation_id == message.id],
+        "flow_size": len(related),
+        "flow": flow,
+        "svg": render_svg(flow),
+        "can_view_payload": request.user.has_perm(PAYLOAD_PERMISSION),
+        "can_replay": request.user.has_perm(REPLAY_PERMISSION),
+        "replay_form": ReplayForm(),
+    }
+
+
+@staff_member_required
+@require_GET
+def message_detail(request, message_id):
+    message = get_object_or_404(Message, pk=message_id)
+    return render(request, "inspector/message-detail.html", _message_context(request, message))
+
+
+@staff_member_required
+@require_GET
+def message_diagram(request, message_id):
+    """The diagram alone; the page polls it while runs are still pending."""
+    message = get_object_or_404(Message, pk=message_id)
+    flow = _flow(request, message)
+    return render(
+        request,
+        "inspector/diagram.html",
+        {"flow": flow, "svg": render_svg(flow), "refresh_url": request.get_full_path()},
+    )
+
+
+def _svg_response(flow, filename):
+    response = HttpResponse(render_svg(flow), content_type="image/svg+xml; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _mermaid_response(flow):
+    return HttpResponse(render_mermaid(flow), content_type="text/plain; charset=utf-8")
+
+
+@staff_member_required
+@require_GET
+def message_svg(request, message_id):
+    message = get_object_or_404(Message, pk=message_id)
+    return _svg_response(_flow(request, message), f"message-{message.global_position}.svg")
+
+
+@staff_member_required
+@require_GET
+def message_mermaid(request, message_id):
+    message = get_object_or_404(Message, pk=message_id)
+    return _mermaid_response(_flow(request, message))
+
+
+@staff_member_required
+@require_POST
+def run_replay(request, run_id):
+    run = get_object_or_404(HandlerRun, pk=run_id)
+    if not request.user.has_perm(REPLAY_PERMISSION):
+        return HttpResponse("You may not replay handler runs.", status=403)
+    form = ReplayForm(request.POST)
+    status = 200
+    if not form.is_valid():
+        status = 400
+        notices.error(request, "; ".join(e for errors in form.errors.values() for e in errors))
+    else:
+        try:
+            handler_run_replay(run=run, user=request.user, reason=form.cleaned_data["reason"])
+            notices.success(request, f"Replay of {run.handler} queued.")
+        except DomainError as exc:
+            status = 409
+            notices.error(request, str(exc))
+    if request.htmx:
+        message = run.message
+        context = _message_context(request, message)
+        return render(request, "inspector/message-runs.html", context, status=status)
+    return redirect("inspector:message", message_id=run.message_id)
+
+
+def _flow_or_404(request, correlation_id):
+    if not Message.objects.filter(correlation_id=correlation_id).exists():
+        raise Http404("No messages with this correlation id")
+    return _flow(request, correlation_id)
+
+
+def causation_tree(correlation_id):
+    """The correlation's messages as (depth, message) in causation order, roots first."""
+    rows = list(
+        Message.objects.filter(correlation_id=correlation_id)
+        .order_by("global_position")
+        .prefetch_related(Prefetch("runs", queryset=HandlerRun.objects.order_by("handler")))
+    )
+    known = {m.id for m in rows}
+    children = {}
+    for message in rows:
+        parent = message.causation_id if message.causation_id in known else None
+        children.setdefault(parent, []).append(message)
+    tree, stack = [], [(0, m) for m in reversed(children.get(None, []))]
+    while stack:
+        depth, message = stack.pop()
+        tree.append((depth, message))
+        stack.extend((depth + 1, child) for child in reversed(children.get(message.id, [])))
+    return tree
+
+
+@staff_member_required
+@require_GET
+def flow_detail(request, correlation_id):
+    flow = _flow_or_404(request, correlation_id)
+    return render(
+        request,
+        "inspector/flow-detail.html",
+        {
+            "correlation_id": correlation_id,
+            "flow": flow,
+            "svg": render_svg(flow),
+            "tree": causation_tree(correlation_id),
+        },
+    )
+
+
+@staff_member_required
+@require_GET
+def flow_svg(request, correlation_id):
+    return _svg_response(_flow_or_404(request, correlation_id), f"flow-{correlation_id}.svg")
+
+
+@staff_member_required
+@require_GET
+def flow_mermaid(request, correlation_id):
+    return _mermaid_response(_flow_or_404(request, correlation_id))

@@ -1,0 +1,287 @@
+"""Deliver stored messages to their handlers and record every handler run."""
+
+import logging
+import os
+import socket
+import time
+import traceback
+from collections import deque
+from contextvars import ContextVar
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from inspector.dashboard import feed
+from inspector.models import HandlerAttempt, HandlerRun, HandlerState, RunStatus
+from inspector.runtime.sql import Increment, insert_rows, new_instance, update_row
+from inspector.runtime.unit_of_work import Cause, caused_by, unit_of_work
+from inspector.runtime.wakeup import notify_workers
+
+logger = logging.getLogger(__name__)
+
+SYNC_LEASE = timedelta(minutes=5)
+_sync_queue = ContextVar("inspector_sync_queue", default=None)
+
+
+_owner = {"pid": None, "name": ""}
+
+
+def process_owner():
+    """Who holds a claim made by sync dispatch in this process (named again after a fork)."""
+    if _owner["pid"] != os.getpid():
+        _owner["name"] = f"sync:{socket.gethostname()}:{os.getpid()}"
+        _owner["pid"] = os.getpid()
+    return _owner["name"]
+
+
+_paused = {"at": float("-inf"), "names": frozenset()}
+PAUSED_TTL = 1.0
+
+
+def paused_handlers():
+    """Names of paused handlers, read at most once a second per process."""
+    if time.monotonic() - _paused["at"] > PAUSED_TTL:
+        _paused["names"] = frozenset(
+            HandlerState.objects.filter(paused=True).values_list("handler", flat=True)
+        )
+        _paused["at"] = time.monotonic()
+    return _paused["names"]
+
+
+def forget_paused_handlers():
+    """Drop the cached set after a pause or resume in this process."""
+    _paused["at"] = float("-inf")
+
+
+class ClaimLost(Exception):
+    """Another process took the run over (its lease had expired); this attempt is discarded."""
+
+
+class Dispatcher:
+    """Works out which handlers a message goes to, and runs them."""
+
+    def __init__(self, domain):
+        self.domain = domain
+
+    @property
+    def synchronous(self):
+        return self.domain.config["event_processing"] == "sync"
+
+    def runs_for(self, entries):
+        """Pending runs for every handler subscribed to the appended events."""
+        now = timezone.now()
+        sync = self.synchronous
+        owner = process_owner() if sync else ""
+        runs = []
+        for entry in entries:
+            if entry.message.kind != "event":
+                continue
+            for spec in self.domain.subscribers(entry.message, entry.stream, entry.metadata):
+                run = new_instance(
+                    HandlerRun,
+                    {
+                        "message_id": entry.message._id,
+                        "handler": spec.name,
+                        "message_type": entry.row.type,
+                        "stream": entry.row.stream,
+                        "position": entry.row.position,
+                        "global_position": entry.row.global_position,
+                        "status": RunStatus.PENDING,
+                        "available_at": now,
+                        "claimed_by": owner,
+                        "lease_expires_at": now + SYNC_LEASE if sync else None,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+                run._message_row = entry.row
+                run._message_instance = entry.message
+                runs.append(run)
+        return runs
+
+    def command_run(self, run_id, entry, spec, started_at, duration_us):
+        """The record of a command handler that already ran inside the command's transaction."""
+        now = timezone.now()
+        run = new_instance(
+            HandlerRun,
+            {
+                "id": run_id,
+                "message_id": entry.message._id,
+                "handler": spec.name,
+                "status": RunStatus.SUCCEEDED,
+                "attempts": 1,
+                "available_at": started_at,
+                "started_at": started_at,
+                "finished_at": now,
+                "duration_us": duration_us,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        run._entry = entry  # stream position and global position are filled in at flush
+        return run
+
+    def create_runs(self, runs):
+        insert_rows(HandlerRun, runs)
+        if any(not run.claimed_by for run in runs):
+            notify_workers()
+
+    def after_commit(self, runs):
+        """Run this transaction's pending runs now when processing is sync (breadth-first)."""
+        owner = process_owner()
+        jobs = [r for r in runs if r.status == RunStatus.PENDING and r.claimed_by == owner]
+        if not jobs:
+            return
+        paused = paused_handlers()
+        held = [run for run in jobs if run.handler in paused]
+        if held:  # a paused handler's runs wait for a worker after it is resumed
+            HandlerRun.objects.filter(pk__in=[run.pk for run in held]).update(
+                claimed_by="", lease_expires_at=None, updated_at=timezone.now()
+            )
+            jobs = [run for run in jobs if run.handler not in paused]
+        queue = _sync_queue.get()
+        if queue is not None:  # already draining: runs raised by a handler go to the back
+            queue.extend(jobs)
+            return
+        queue = deque(jobs)
+        token = _sync_queue.set(queue)
+        try:
+            while queue:
+                run = queue.popleft()
+                self.execute(run, run._message_instance, run._message_row, owner=owner)
+        finally:
+            _sync_queue.reset(token)
+
+    def pending_command_run(self, entry, spec):
+        """A queued run of a command handler, for a worker to pick up (async commands)."""
+        now = timezone.now()
+        run = new_instance(
+            HandlerRun,
+            {
+                "message_id": entry.message._id,
+                "handler": spec.name,
+                "status": RunStatus.PENDING,
+                "available_at": now,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        run._entry = entry
+        return run
+
+    def execute(self, run, message, row, *, owner):
+        """Run one handler for one message in its own transaction and record the outcome."""
+        spec = self.domain.handler_named(run.handler)
+        method = spec.method_for(type(message))
+        cause = Cause(
+            message_id=str(row.id),
+            correlation_id=str(row.correlation_id),
+            stream=row.stream,
+            origin_stream=row.metadata.get("origin_stream"),
+            handler_run_id=str(run.id),
+        )
+        started_at = timezone.now()
+        started = time.perf_counter()
+
+        def finish(uow, flushed):
+            duration_us = int((time.perf_counter() - started) * 1_000_000)
+            run_id = str(run.id)
+            raised = [str(e.message._id) for e in flushed if e.metadata["handler_run_id"] == run_id]
+            finished_at = timezone.now()
+            updated = update_row(
+                HandlerRun,
+                run.pk,
+                {
+                    "status": RunStatus.SUCCEEDED,
+                    "attempts": Increment(),
+                    "started_at": started_at,
+                    "finished_at": finished_at,
+                    "duration_us": duration_us,
+                    "raised_message_ids": raised,
+                    "error_type": "",
+                    "error_message": "",
+                    "traceback": "",
+                    "claimed_by": "",
+                    "lease_expires_at": None,
+                    "updated_at": finished_at,
+                },
+                where={"claimed_by": owner, "status": [RunStatus.PENDING, RunStatus.RUNNING]},
+            )
+            if not updated:
+                raise ClaimLost(run.pk)
+            run.status = RunStatus.SUCCEEDED
+            run.duration_us = duration_us
+
+        try:
+            with caused_by(cause), unit_of_work(self.domain, finalize=finish):
+                method(spec.handler_cls(), message)
+        except ClaimLost:
+            logger.warning("Handler run lost its claim run=%s handler=%s", run.pk, run.handler)
+        except Exception as exc:
+            self.record_failure(run, spec, exc, started_at, started, owner=owner)
+        return run
+
+    def record_failure(self, run, spec, exc, started_at, started, *, owner):
+        """Keep the failed attempt and schedule a retry, or declare the run dead."""
+        finished_at = timezone.now()
+        duration_us = int((time.perf_counter() - started) * 1_000_000)
+        error_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        formatted = traceback.format_exc()
+        with transaction.atomic():
+            attempts = (
+                HandlerRun.objects.filter(pk=run.pk, claimed_by=owner)
+                .values_list("attempts", flat=True)
+                .first()
+            )
+            if attempts is None:
+                logger.warning("Handler run lost its claim run=%s handler=%s", run.pk, run.handler)
+                return
+            number = attempts + 1
+            if number > spec.retries:
+                status, available_at = RunStatus.DEAD, finished_at
+            else:
+                status = RunStatus.FAILED
+                available_at = finished_at + timedelta(seconds=spec.retry_delay(number))
+            update_row(
+                HandlerRun,
+                run.pk,
+                {
+                    "status": status,
+                    "attempts": number,
+                    "available_at": available_at,
+                    "started_at": started_at,
+                    "finished_at": finished_at,
+                    "duration_us": duration_us,
+                    "error_type": error_type,
+                    "error_message": str(exc),
+                    "traceback": formatted,
+                    "claimed_by": "",
+                    "lease_expires_at": None,
+                    "updated_at": finished_at,
+                },
+            )
+            HandlerAttempt.objects.create(
+                run_id=run.pk,
+                number=number,
+                worker=owner,
+                started_at=started_at,
+                finished_at=finished_at,
+                duration_us=duration_us,
+                error_type=error_type,
+                error_message=str(exc),
+                traceback=formatted,
+            )
+            transaction.on_commit(feed.poke)  # a worker may commit a group of runs at once
+        logger.warning(
+            "Handler run failed run=%s handler=%s attempt=%s status=%s error=%s",
+            run.pk,
+            run.handler,
+            number,
+            status,
+            error_type,
+        )
+        run.status = status
+        run.attempts = number
+        run.error_type = error_type
+        run.error_message = str(exc)

@@ -1,0 +1,144 @@
+"""One transaction: aggregate writes, the messages they raised, and the handler runs those need."""
+
+import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from inspector.dashboard import feed
+from inspector.runtime import store
+
+
+@dataclass(frozen=True)
+class Cause:
+    """The message being handled; what it causes inherits its correlation."""
+
+    message_id: str | None
+    correlation_id: str
+    stream: str | None
+    origin_stream: str | None
+    handler_run_id: str | None = None
+
+    @classmethod
+    def root(cls, correlation_id=None):
+        return cls(None, str(correlation_id or uuid.uuid4()), None, None)
+
+    def metadata(self, *, aggregate_version=None):
+        """Metadata for a message caused by this one (Protean's origin stream: the chain's root)."""
+        return {
+            "correlation_id": self.correlation_id,
+            "causation_id": self.message_id,
+            "origin_stream": self.origin_stream or self.stream,
+            "handler_run_id": self.handler_run_id,
+            "aggregate_version": aggregate_version,
+        }
+
+
+_current_uow = ContextVar("inspector_unit_of_work", default=None)
+_current_cause = ContextVar("inspector_cause", default=None)
+
+
+def current_cause():
+    return _current_cause.get()
+
+
+@contextmanager
+def caused_by(cause):
+    token = _current_cause.set(cause)
+    try:
+        yield cause
+    finally:
+        _current_cause.reset(token)
+
+
+class UnitOfWork:
+    """Collects messages and runs, and writes them in one go at the end of the transaction."""
+
+    def __init__(self, domain):
+        self.domain = domain
+        self.entries = []
+        self.explicit_runs = []  # runs recorded by the caller, e.g. a sync command handler's
+        self.created_runs = []
+        self.root_cause = None
+
+    def cause(self):
+        cause = _current_cause.get()
+        if cause is None:
+            if self.root_cause is None:
+                self.root_cause = Cause.root()
+            cause = self.root_cause
+        return cause
+
+    def append(
+        self,
+        message,
+        *,
+        stream,
+        aggregate_version=None,
+        expected_version=None,
+        new_stream=False,
+        cause=None,
+    ):
+        """Record a message to append when the unit of work commits."""
+        cause = cause or self.cause()
+        entry = store.NewMessage(
+            message=message,
+            stream=stream,
+            metadata=cause.metadata(aggregate_version=aggregate_version),
+            expected_version=expected_version,
+            new_stream=new_stream,
+            time=timezone.now(),
+        )
+        self.entries.append(entry)
+        return entry
+
+    def flush(self):
+        """Append the messages and create their handler runs (the outbox) in this transaction."""
+        entries, self.entries = self.entries, []
+        store.append(entries)
+        for run in self.explicit_runs:
+            row = run._entry.row
+            run.message_type, run.stream = row.type, row.stream
+            run.position, run.global_position = row.position, row.global_position
+            run.raised_message_ids = [
+                str(e.message._id) for e in entries if e.metadata["handler_run_id"] == str(run.id)
+            ]
+        runs = [*self.explicit_runs, *self.domain.dispatcher.runs_for(entries)]
+        self.explicit_runs = []
+        if runs:
+            self.domain.dispatcher.create_runs(runs)
+        self.created_runs.extend(runs)
+        return entries
+
+
+@contextmanager
+def unit_of_work(domain, *, finalize=None):
+    """Join the active unit of work, or open one: an atomic block flushed before it commits."""
+    active = _current_uow.get()
+    if active is not None:
+        yield active
+        return
+    uow = UnitOfWork(domain)
+    token = _current_uow.set(uow)
+    reset = False
+    try:
+        with transaction.atomic():
+            try:
+                yield uow
+                flushed = uow.flush()
+                if finalize is not None:
+                    finalize(uow, flushed)
+            finally:
+                # Before the commit: on-commit dispatch must open units of work of its own.
+                _current_uow.reset(token)
+                reset = True
+            transaction.on_commit(feed.poke)
+            runs = uow.created_runs
+            if runs:
+                transaction.on_commit(lambda: domain.dispatcher.after_commit(runs))
+    finally:
+        if not reset:
+            _current_uow.reset(token)
