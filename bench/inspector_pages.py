@@ -692,8 +692,8 @@ def settle_database(args):
 
 def catch_up(leave=0):
     """Run the store indexer as its thread would, stopping `leave` messages before the end."""
-    from inspector.readmodel import indexer
     from inspector.models import Message
+    from inspector.readmodel import indexer
 
     last = Message.objects.order_by("-global_position").values_list("global_position", flat=True)
     stop = (last.first() or 0) - leave

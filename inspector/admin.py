@@ -16,7 +16,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.text import Truncator
 
-from inspector.runtime.domain import current_domain
 from inspector.models import (
     HandlerAttempt,
     HandlerRun,
@@ -24,6 +23,7 @@ from inspector.models import (
     Message,
     RunStatus,
 )
+from inspector.runtime.domain import current_domain
 from inspector.services import REPLAYABLE, handler_runs_replay, handler_runs_resolve
 
 STATUS_COLORS = {

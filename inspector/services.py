@@ -6,10 +6,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from inspector.dashboard import feed
-from inspector.readmodel import indexer
-from inspector.runtime.dispatch import forget_paused_handlers
 from inspector.exceptions import DomainError
 from inspector.models import HandlerRun, HandlerRunReplay, HandlerState, RunStatus
+from inspector.readmodel import indexer
+from inspector.runtime.dispatch import forget_paused_handlers
 from inspector.runtime.wakeup import notify_workers
 
 logger = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from inspector.dashboard import fragments as row_html
-from inspector.runtime.connections import close_broken_connections
 from inspector.models import HandlerRun, Message
+from inspector.runtime.connections import close_broken_connections
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,6 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from inspector.readmodel import payload_index
-from inspector.readmodel import tallies
-from inspector.runtime.domain import current_domain
 from inspector.models import (
     UNFINISHED,
     UNFINISHED_STATUSES,
@@ -27,6 +24,8 @@ from inspector.models import (
     Message,
     RunStatus,
 )
+from inspector.readmodel import payload_index, tallies
+from inspector.runtime.domain import current_domain
 
 PAGE_SIZE = 50
 RECENT_RUNS = 200  # runs per handler behind the duration percentiles

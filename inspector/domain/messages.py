@@ -6,8 +6,8 @@ import uuid
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 
-from inspector.exceptions import ValidationError
 from inspector.domain.fields import Field
+from inspector.exceptions import ValidationError
 
 
 class BaseContainer:

@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.db.models import F
 
-from inspector.readmodel import payload_index
-from inspector.runtime.connections import close_broken_connections
 from inspector.models import (
     HandlerAttempt,
     HandlerLastAttempt,
@@ -43,9 +41,11 @@ from inspector.models import (
     RunStatus,
     RunTally,
 )
+from inspector.readmodel import payload_index
 from inspector.readmodel.payload_index import INDEXER
-from inspector.runtime.sql import placeholders
 from inspector.readmodel.tallies import ATTEMPT_OVERLAP, ATTEMPTS_INDEXER, SETTLED, bucket_of
+from inspector.runtime.connections import close_broken_connections
+from inspector.runtime.sql import placeholders
 
 logger = logging.getLogger(__name__)
 

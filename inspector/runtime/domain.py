@@ -13,9 +13,9 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from inspector.domain.aggregates import AggregateRoot, Entity
-from inspector.runtime.dispatch import Dispatcher
-from inspector.exceptions import ConfigurationError, IncorrectUsageError
 from inspector.domain.messages import BaseCommand, BaseEvent, BaseMessage, BaseValueObject
+from inspector.exceptions import ConfigurationError, IncorrectUsageError
+from inspector.runtime.dispatch import Dispatcher
 from inspector.runtime.repository import Repository
 from inspector.runtime.unit_of_work import Cause, caused_by, current_cause, unit_of_work
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection
 
-from inspector.exceptions import ConcurrencyError
 from inspector.domain.messages import Metadata
+from inspector.exceptions import ConcurrencyError
 from inspector.models import Message
 from inspector.runtime.sql import insert_rows, new_instance
 

@@ -13,9 +13,9 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from inspector.dashboard import feed
+from inspector.models import HandlerRun, Message, RunStatus
 from inspector.runtime import store
 from inspector.runtime.connections import close_broken_connections
-from inspector.models import HandlerRun, Message, RunStatus
 from inspector.runtime.sql import Columns, placeholders
 from inspector.runtime.wakeup import Waiter, wake_local_workers
 

@@ -16,10 +16,7 @@ from django.urls import reverse
 
 from bookshelf.commands import AdjustStock, ConfirmOrder, PlaceOrder, ShipOrder
 from inspector import services
-from inspector.readmodel import indexer
-from inspector.readmodel import payload_index
 from inspector.dashboard import selectors
-from inspector.readmodel import tallies
 from inspector.models import (
     HandlerAttempt,
     HandlerRun,
@@ -31,6 +28,7 @@ from inspector.models import (
     RunStatus,
     RunTally,
 )
+from inspector.readmodel import indexer, payload_index, tallies
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,9 +6,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bookshelf.commands import ConfirmOrder, PlaceOrder, ShipOrder
 from inspector.dashboard import feed
-from inspector.models import HandlerRun, HandlerState, Message
 from inspector.dashboard.selectors import DURATION_BUCKETS
 from inspector.dashboard.views import ops
+from inspector.models import HandlerRun, HandlerState, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,8 +15,8 @@ from bookshelf.commands import AdjustStock, ConfirmOrder, PlaceOrder, ShipOrder
 from bookshelf.models import Order
 from inspector.dashboard import selectors
 from inspector.dashboard.drawing.sequence import text_width
-from inspector.models import HandlerRun, HandlerState, Message
 from inspector.dashboard.drawing.workflow_map import COLUMNS, Graph, Node, render_map_svg
+from inspector.models import HandlerRun, HandlerState, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

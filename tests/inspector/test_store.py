@@ -8,9 +8,9 @@ from django.db import connection
 from bookshelf.commands import ConfirmOrder, PlaceOrder
 from bookshelf.events import StockAdjusted
 from bookshelf.models import Order
-from inspector.runtime import store
 from inspector.exceptions import ConcurrencyError
 from inspector.models import HandlerRun, Message
+from inspector.runtime import store
 from inspector.runtime.unit_of_work import unit_of_work
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,8 +16,8 @@ from bookshelf.commands import AddBook, PlaceOrder
 from bookshelf.models import Book, Inventory, Order
 from inspector.dashboard import feed
 from inspector.models import HandlerAttempt, HandlerRun, HandlerRunReplay, Message, RunStatus
-from inspector.services import RunNotReplayable, handler_run_replay, handler_run_resolve
 from inspector.runtime.unit_of_work import unit_of_work
+from inspector.services import RunNotReplayable, handler_run_replay, handler_run_resolve
 from inspector.workers.worker import Worker
 from tests.probe.handlers import Ping
 from tests.probe.models import Seen, Switch

@@ -13,8 +13,8 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
 from inspector.dashboard import selectors
-from inspector.models import RunStatus
 from inspector.dashboard.views.streams import compact_json
+from inspector.models import RunStatus
 
 FIELD_EXPRESSION = re.compile(
     r"^\s*(?P<path>[A-Za-z_]\w*(?:(?:\.|__)\w+)*)\s*=\s*(?P<value>.*?)\s*$", re.DOTALL

@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from inspector.dashboard import selectors
-from inspector.runtime.domain import current_domain
 from inspector.dashboard.drawing.workflow_map import build_graph, render_map_svg
+from inspector.runtime.domain import current_domain
 
 
 def map_svg():
