@@ -4,7 +4,6 @@ from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 from bookshelf import views
-from inspector.dashboard.views import ops
 
 shop = (
     [
@@ -41,8 +40,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("inspector/", include("inspector.urls")),
-    path("metrics", ops.metrics, name="metrics"),
-    path("healthz", ops.healthz, name="healthz"),
+    path("", include("inspector.ops_urls")),
     path("", include(shop)),
 ]
 # Static files (htmx, the stylesheet) under daphne in DEBUG; empty when DEBUG is off.

@@ -2,7 +2,8 @@
 
 
 def __getattr__(name):
-    # Lazy, so `from inspector import Domain` works from models modules while apps load.
+    # Lazy (PEP 562): Django imports this package before its app registry is ready, and the
+    # runtime defines models; a project's models modules import these names once it is.
     if name in ("Domain", "handle", "current_domain"):
         from inspector.runtime import domain
 

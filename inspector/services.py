@@ -5,10 +5,10 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from inspector.dashboard import feed
 from inspector.exceptions import DomainError
 from inspector.models import HandlerRun, HandlerRunReplay, HandlerState, RunStatus
 from inspector.readmodel import indexer
+from inspector.runtime import signals
 from inspector.runtime.dispatch import forget_paused_handlers
 from inspector.runtime.wakeup import notify_workers
 
@@ -99,7 +99,7 @@ def _apply(rows, user, reason, action):
     HandlerRun.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(**changes)
     if action == HandlerRunReplay.Action.REPLAY:
         notify_workers()
-    transaction.on_commit(feed.poke)
+    signals.announce_after_commit(run_ids=[pk for pk, _, _ in rows])
 
 
 def handler_pause(*, name, user=None):

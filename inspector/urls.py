@@ -1,3 +1,5 @@
+"""The staff pages, for `path("inspector/", include("inspector.urls"))` (namespace `inspector`)."""
+
 from django.urls import path
 
 from inspector.dashboard.views import handlers, live, messages, search, streams, workflow

@@ -5,9 +5,9 @@ import contextlib
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
 from django.template.loader import render_to_string
 
+from inspector import conf
 from inspector.dashboard import feed
 
 FORBIDDEN = 4403
@@ -32,7 +32,7 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
         self.paused = False
         self.cursor = None
         self.overflowed = False
-        self.queue = asyncio.Queue(maxsize=settings.INSPECTOR.get("feed_buffer", 1000))
+        self.queue = asyncio.Queue(maxsize=conf.setting("feed_buffer"))
         self.started = asyncio.Event()
         self.since = None
         self.hub = feed.hub_for_this_loop()

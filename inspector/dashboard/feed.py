@@ -17,28 +17,25 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
-from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
+from inspector import conf
 from inspector.dashboard import fragments as row_html
 from inspector.models import HandlerRun, Message
+from inspector.runtime import signals
 from inspector.runtime.connections import close_broken_connections
 
 logger = logging.getLogger(__name__)
 
 GROUP = "inspector-feed"
-RUN_WINDOW = timedelta(seconds=0.75)  # runs are re-read this far back: commits land late
+# Runs are re-read this far back: commits land up to `UPDATED_AT_LAG` after a run's stamp.
+RUN_WINDOW = 3 * signals.UPDATED_AT_LAG
 SEEN_RUNS = 20_000
 BATCH = 500
-
-
-def _option(name, default):
-    return getattr(settings, "INSPECTOR", {}).get(name, default)
 
 
 @dataclass(frozen=True)
@@ -194,7 +191,7 @@ class Hub:
         self.loop = loop
         self.clients = set()
         self.wake = asyncio.Event()
-        self.poll_interval = _option("feed_poll_interval", 0.05)
+        self.poll_interval = conf.setting("feed_poll_interval")
         self.cursor = None
         self.run_cursor = None
         self.seen_runs = OrderedDict()
@@ -329,8 +326,9 @@ class _RemotePoker:
 _remote_poker = _RemotePoker()
 
 
-def poke():
-    """Tell hubs that something was committed, so they read the store now."""
+def poke(**_signal_arguments):
+    """Tell hubs that something was committed, so they read the store now; connected to the
+    runtime's `messages_appended` and `runs_changed` signals."""
     with _hubs_lock:
         hubs = list(_hubs.values())
     for hub in hubs:

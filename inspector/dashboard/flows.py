@@ -1,8 +1,9 @@
 """What happened to a message or a correlation, read from the store as participants and steps.
 
 `build_flow` turns stored messages, handler runs and their failed attempts into a plain `Flow`
-that `inspector.dashboard.drawing.sequence` draws as SVG or Mermaid. It reads a whole correlation at once (two
-queries, four when a run has a history of failures or replays), never one query per message.
+that `inspector.dashboard.drawing.sequence` draws as SVG or Mermaid. It reads a whole
+correlation at once (two queries, four when a run has a history of failures or replays),
+never one query per message.
 """
 
 import json

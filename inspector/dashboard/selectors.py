@@ -25,6 +25,7 @@ from inspector.models import (
     RunStatus,
 )
 from inspector.readmodel import payload_index, tallies
+from inspector.runtime.databases import database
 from inspector.runtime.domain import current_domain
 
 PAGE_SIZE = 50
@@ -514,9 +515,7 @@ def _scan(filters, *, after=None, above=None, bounds=None):
     if above is not None:
         rows = rows.filter(global_position__gt=above)
     ordering = "-global_position"
-    if filters.payload_path and connection.vendor == "postgresql":
-        # PostgreSQL can misjudge how rare a payload match is and walk the whole
-        # global-position index backwards; ordering on an expression leaves it the GIN index.
+    if filters.payload_path and database().orders_payload_scan_by_expression:
         rows = rows.alias(newest=F("global_position") + 0)
         ordering = "-newest"
     return rows.order_by(ordering)

@@ -24,6 +24,7 @@ from inspector.models import (
     RunTally,
 )
 from inspector.readmodel.payload_index import INDEXER
+from inspector.runtime.databases import database
 
 # Upper bounds (seconds) of the run-duration histogram.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -58,9 +59,10 @@ def _table(model):
 
 
 def _unindexed(column):
-    """A GROUP BY term SQLite cannot read from an index: left to itself it would rather scan a
-    whole (category, ...) index in group order than read the few rows past the position."""
-    return f"+{column}" if connection.vendor == "sqlite" else column
+    """A GROUP BY term the planner cannot read from an index: SQLite would otherwise rather
+    scan a whole (category, ...) index in group order than read the few rows past the
+    position."""
+    return database().unindexed(column)
 
 
 def positions():

@@ -12,8 +12,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from inspector.dashboard import feed
 from inspector.models import HandlerAttempt, HandlerRun, HandlerState, RunStatus
+from inspector.runtime import signals
 from inspector.runtime.sql import Increment, insert_rows, new_instance, update_row
 from inspector.runtime.unit_of_work import Cause, caused_by, unit_of_work
 from inspector.runtime.wakeup import notify_workers
@@ -212,6 +212,7 @@ class Dispatcher:
                 raise ClaimLost(run.pk)
             run.status = RunStatus.SUCCEEDED
             run.duration_us = duration_us
+            uow.changed_run_ids.append(run.pk)
 
         try:
             with caused_by(cause), unit_of_work(self.domain, finalize=finish):
@@ -272,7 +273,8 @@ class Dispatcher:
                 error_message=str(exc),
                 traceback=formatted,
             )
-            transaction.on_commit(feed.poke)  # a worker may commit a group of runs at once
+            # at the commit: a worker may commit a group of runs at once
+            signals.announce_after_commit(run_ids=[run.pk])
         logger.warning(
             "Handler run failed run=%s handler=%s attempt=%s status=%s error=%s",
             run.pk,

@@ -8,18 +8,17 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from inspector import conf
 from inspector.domain.aggregates import AggregateRoot, Entity
 from inspector.domain.messages import BaseCommand, BaseEvent, BaseMessage, BaseValueObject
 from inspector.exceptions import ConfigurationError, IncorrectUsageError
 from inspector.runtime.dispatch import Dispatcher
 from inspector.runtime.repository import Repository
+from inspector.runtime.store import category_of
 from inspector.runtime.unit_of_work import Cause, caused_by, current_cause, unit_of_work
-
-PROCESSING_MODES = ("sync", "async")
 
 
 def handle(message_cls):
@@ -64,8 +63,6 @@ class HandlerSpec:
         return list(self.methods)
 
     def accepts(self, stream, origin_stream):
-        from inspector.runtime.store import category_of
-
         if category_of(stream) != self.stream_category:
             return False
         if self.source_stream is None:
@@ -85,10 +82,9 @@ class Domain:
 
     def __init__(self, name):
         self.name = name
-        defaults = getattr(settings, "INSPECTOR", {})
         self.config = {
-            "event_processing": defaults.get("event_processing", "sync"),
-            "command_processing": defaults.get("command_processing", "sync"),
+            "event_processing": conf.setting("event_processing"),
+            "command_processing": conf.setting("command_processing"),
         }
         self.aggregates = []
         self.entities = []
@@ -164,7 +160,6 @@ class Domain:
         unknown = options.keys() - {"retries", "backoff_base", "backoff_cap", "park_on_failure"}
         if unknown:
             raise ConfigurationError(f"Unknown handler options: {', '.join(sorted(unknown))}")
-        defaults = getattr(settings, "INSPECTOR", {})
 
         def register(cls):
             spec = HandlerSpec(
@@ -174,9 +169,9 @@ class Domain:
                 part_of=part_of,
                 stream_category=stream_category,
                 source_stream=source_stream,
-                retries=options.get("retries", defaults.get("retries", 3)),
-                backoff_base=options.get("backoff_base", defaults.get("backoff_base", 1.0)),
-                backoff_cap=options.get("backoff_cap", defaults.get("backoff_cap", 300.0)),
+                retries=options.get("retries", conf.setting("retries")),
+                backoff_base=options.get("backoff_base", conf.setting("backoff_base")),
+                backoff_cap=options.get("backoff_cap", conf.setting("backoff_cap")),
                 park_on_failure=options.get("park_on_failure", False),
             )
             for attr, value in vars(cls).items():
@@ -372,7 +367,7 @@ class _CurrentDomain:
         stack = _domain_stack.get()
         if stack:
             return stack[-1]
-        path = getattr(settings, "INSPECTOR", {}).get("domain")
+        path = conf.setting("domain")
         if path:
             return import_string(path)
         if len(_all_domains) == 1:

@@ -8,9 +8,9 @@ from django.db import IntegrityError, connection
 from inspector.domain.messages import Metadata
 from inspector.exceptions import ConcurrencyError
 from inspector.models import Message
+from inspector.runtime.databases import database
+from inspector.runtime.databases.base import MESSAGES
 from inspector.runtime.sql import insert_rows, new_instance
-
-GLOBAL_SEQUENCE = "global"
 
 
 @dataclass
@@ -33,34 +33,9 @@ def category_of(stream):
 
 
 def _next_global_positions(count):
-    """Reserve `count` global positions, in commit order.
-
-    SQLite has one writer at a time and our transactions take the write lock when they begin,
-    so the next position is one past the highest stored (an index probe). Elsewhere the
-    counter row's lock, held to commit, orders the writers.
-    """
+    """Reserve `count` global positions, in commit order (how depends on the database)."""
     with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute("SELECT MAX(global_position) FROM inspector_message")
-            (last,) = cursor.fetchone()
-            return (-1 if last is None else last) + 1
-        cursor.execute(
-            "UPDATE inspector_storesequence SET value = value + %s WHERE name = %s RETURNING value",
-            [count, GLOBAL_SEQUENCE],
-        )
-        row = cursor.fetchone()
-        if row is None:  # the counter row was flushed away (TransactionTestCase): rebuild it
-            cursor.execute(
-                "INSERT INTO inspector_storesequence (name, value) "
-                "SELECT %s, COALESCE(MAX(global_position), -1) + %s FROM inspector_message",
-                [GLOBAL_SEQUENCE, count],
-            )
-            cursor.execute(
-                "SELECT value FROM inspector_storesequence WHERE name = %s", [GLOBAL_SEQUENCE]
-            )
-            row = cursor.fetchone()
-        (last,) = row
-    return last - count + 1
+        return database().next_global_positions(cursor, count)
 
 
 def last_positions(streams):
@@ -69,8 +44,7 @@ def last_positions(streams):
     with connection.cursor() as cursor:
         for stream in streams:
             cursor.execute(
-                "SELECT position FROM inspector_message WHERE stream = %s "
-                "ORDER BY position DESC LIMIT 1",
+                f"SELECT position FROM {MESSAGES} WHERE stream = %s ORDER BY position DESC LIMIT 1",
                 [stream],
             )
             row = cursor.fetchone()

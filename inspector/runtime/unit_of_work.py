@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from inspector.dashboard import feed
-from inspector.runtime import store
+from inspector.runtime import signals, store
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,8 @@ class UnitOfWork:
         self.entries = []
         self.explicit_runs = []  # runs recorded by the caller, e.g. a sync command handler's
         self.created_runs = []
+        self.appended = []  # the stored rows, announced after the commit
+        self.changed_run_ids = []  # runs written without new messages, announced likewise
         self.root_cause = None
 
     def cause(self):
@@ -98,7 +99,7 @@ class UnitOfWork:
     def flush(self):
         """Append the messages and create their handler runs (the outbox) in this transaction."""
         entries, self.entries = self.entries, []
-        store.append(entries)
+        self.appended.extend(store.append(entries))
         for run in self.explicit_runs:
             row = run._entry.row
             run.message_type, run.stream = row.type, row.stream
@@ -135,7 +136,7 @@ def unit_of_work(domain, *, finalize=None):
                 # Before the commit: on-commit dispatch must open units of work of its own.
                 _current_uow.reset(token)
                 reset = True
-            transaction.on_commit(feed.poke)
+            signals.announce_after_commit(messages=uow.appended, run_ids=uow.changed_run_ids)
             runs = uow.created_runs
             if runs:
                 transaction.on_commit(lambda: domain.dispatcher.after_commit(runs))

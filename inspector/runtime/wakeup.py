@@ -10,9 +10,10 @@ import time
 
 from django.db import DatabaseError, connection, transaction
 
+from inspector.runtime.databases import database
+
 logger = logging.getLogger(__name__)
 
-CHANNEL = "inspector_runs"
 # How often a SQLite worker reads `data_version` while it waits: the latency it adds to work
 # queued by other processes (half of it on average), against an idle worker's wake-ups.
 COMMIT_WATCH_SECONDS = 0.01
@@ -24,9 +25,10 @@ _local_wakeups = [0]  # bumped on every commit that queued runs in this process
 
 def notify_workers():
     """Wake waiting workers when the current transaction commits."""
-    if connection.vendor == "postgresql":
+    db = database()
+    if db.listens:  # every waiting worker, in any process, hears it at the commit
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+            db.notify_workers(cursor)
     else:
         transaction.on_commit(wake_local_workers)
 
@@ -45,9 +47,10 @@ class Waiter:
         self.poll_interval = poll_interval
         self._listener = None
         self._seen = _local_wakeups[0]
-        self._watch_commits = connection.vendor == "sqlite"
-        self._data_version = None  # read at the first wait, which then looks once more
-        self._wants_listener = connection.vendor == "postgresql"
+        self._database = database()
+        self._watch_commits = self._database.watches_commits
+        self._commit_marker = None  # read at the first wait, which then looks once more
+        self._wants_listener = self._database.listens
         self._listen()
 
     def _listen(self):
@@ -55,16 +58,9 @@ class Waiter:
         be opened now: the waiter polls meanwhile and tries again at its next wait."""
         if not self._wants_listener:
             return False
-        import psycopg
-
-        params = connection.get_connection_params()
-        params.pop("cursor_factory", None)
-        params.pop("context", None)
-        params.pop("prepare_threshold", None)
         try:
-            self._listener = psycopg.connect(**params, autocommit=True)
-            self._listener.execute(f"LISTEN {CHANNEL}")
-        except psycopg.Error:
+            self._listener = self._database.listen(connection)
+        except Exception:
             logger.exception("Worker could not LISTEN; polling until it can")
             self.close()
             return False
@@ -110,12 +106,11 @@ class Waiter:
             return False
         try:
             with connection.cursor() as cursor:
-                cursor.execute("PRAGMA data_version")  # changes when another connection commits
-                version = cursor.fetchone()[0]
+                marker = self._database.commit_marker(cursor)
         except DatabaseError:  # let the claim meet the error, with its own logging and pause
             logger.exception("Worker could not read data_version")
             return True
-        changed, self._data_version = version != self._data_version, version
+        changed, self._commit_marker = marker != self._commit_marker, marker
         return changed
 
     def close(self):

@@ -1,4 +1,5 @@
-"""Small formatting filters, and the tags that draw what long lists repeat (`inspector.dashboard.fragments`)."""
+"""Small formatting filters, and the tags that draw what long lists repeat
+(`inspector.dashboard.fragments`)."""
 
 import json
 

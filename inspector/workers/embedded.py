@@ -5,7 +5,9 @@ import os
 import socket
 import threading
 
-from django.conf import settings
+from inspector import conf
+from inspector.readmodel.indexer import start_indexer_thread
+from inspector.workers.worker import Worker
 
 logger = logging.getLogger(__name__)
 _started = None
@@ -16,13 +18,10 @@ def start_embedded_worker():
     """Start one worker thread and the store indexer in this process, once; a no-op when
     disabled in settings."""
     global _started
-    if not settings.INSPECTOR.get("embedded_worker", False):
+    if not conf.setting("embedded_worker"):
         return None
     with _lock:
         if _started is None:
-            from inspector.readmodel.indexer import start_indexer_thread
-            from inspector.workers.worker import Worker
-
             worker = Worker(worker_id=f"embedded:{socket.gethostname()}:{os.getpid()}")
             thread = threading.Thread(target=worker.run, name="inspector-embedded", daemon=True)
             thread.start()

@@ -7,6 +7,10 @@ the lock. Here a transaction that will write (IMMEDIATE) first queues on a lock 
 the writers of the same database file: a thread lock within a process, handed over at once,
 and a file lock across processes, polled every 0.2 ms. SQLite's own busy timeout still
 covers writers that do not take part (the sqlite3 shell, another program).
+
+Each connection also starts the database file's checkpointer (`checkpointer.py`): a project
+opts in to both by naming this backend as its `ENGINE` ("inspector.contrib.sqlite"); one that
+does not is untouched.
 """
 
 import fcntl
@@ -16,6 +20,8 @@ import time
 
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
+
+from inspector.contrib.sqlite import checkpointer
 
 POLL = 0.0002  # seconds between tries for another process's file lock
 
@@ -30,6 +36,10 @@ def _thread_lock(path):
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _queue = None  # (thread lock, file descriptor) while this connection's transaction runs
+
+    def init_connection_state(self):
+        super().init_connection_state()
+        checkpointer.started_for(self)
 
     def _takes_part(self):
         return self.transaction_mode in ("IMMEDIATE", "EXCLUSIVE") and not self.is_in_memory_db()

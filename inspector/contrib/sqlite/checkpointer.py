@@ -1,4 +1,4 @@
-"""SQLite only: copy the write-ahead log into the database from a background thread.
+"""Copy the SQLite write-ahead log into the database from a background thread.
 
 Left to SQLite, the connection whose commit pushes the log past 1,000 pages copies them back
 and fsyncs the file inside that commit: milliseconds added to one request in a few. Here a
@@ -22,15 +22,13 @@ _threads = {}
 _lock = threading.Lock()
 
 
-def on_connection_created(sender, connection, **kwargs):
-    """Raise the connection's automatic checkpoint threshold and make sure a checkpointer runs."""
-    if connection.vendor != "sqlite":
-        return
+def started_for(connection):
+    """Raise a new connection's automatic checkpoint threshold and make sure a checkpointer
+    runs for its database file (called by the backend for each connection it opens)."""
     path = str(connection.settings_dict["NAME"])
     if connection.is_in_memory_db() or not path:
         return
-    with connection.cursor() as cursor:
-        cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+    connection.connection.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
     ensure_running(path)
 
 

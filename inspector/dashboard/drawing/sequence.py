@@ -1,8 +1,8 @@
 """Sequence diagrams of real flows: inline SVG drawn on the server, and Mermaid text.
 
-Both renderers take a `Flow` from `inspector.dashboard.flows.build_flow` and draw the same participants
-and the same arrows in the same order. Every piece of text is escaped: payloads and error
-messages come from users and handlers.
+Both renderers take a `Flow` from `inspector.dashboard.flows.build_flow` and draw the same
+participants and the same arrows in the same order. Every piece of text is escaped: payloads
+and error messages come from users and handlers.
 """
 
 import hashlib

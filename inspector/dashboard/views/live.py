@@ -2,9 +2,11 @@
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from inspector.models import HandlerRun, Message, RunStatus
+from inspector.runtime.domain import current_domain
 
 INITIAL_ROWS = 50
 
@@ -31,8 +33,6 @@ def recent_messages(*, filters, limit=INITIAL_ROWS):
 @require_GET
 def feed_page(request):
     filters = {key: request.GET.get(key, "") for key in ("type", "category", "status")}
-    from inspector.runtime.domain import current_domain
-
     domain = current_domain._resolve()
     return render(
         request,
@@ -46,6 +46,6 @@ def feed_page(request):
                 | {f"{domain.stream_category(model)}:command" for model in domain.aggregates}
             ),
             "statuses": RunStatus.choices,
-            "ws_path": "/ws/inspector/feed/",
+            "ws_path": reverse("feed", urlconf="inspector.routing"),
         },
     )

@@ -4,7 +4,6 @@ import importlib
 import importlib.util
 import logging
 
-from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpResponse
 from django.utils.crypto import constant_time_compare
@@ -17,6 +16,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
+from inspector import conf
 from inspector.dashboard import selectors
 from inspector.models import RunStatus
 
@@ -118,7 +118,7 @@ def _metrics_allowed(request):
     user = request.user
     if user.is_active and user.is_staff:
         return True
-    token = getattr(settings, "INSPECTOR", {}).get("metrics_token")
+    token = conf.setting("metrics_token")
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if not token or scheme.lower() != "bearer":
         return False

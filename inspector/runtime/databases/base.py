@@ -1,0 +1,49 @@
+"""The interface each database module implements."""
+
+from inspector.models import Message, StoreSequence
+
+MESSAGES = Message._meta.db_table
+SEQUENCES = StoreSequence._meta.db_table
+
+# The name of the counter row of global positions in `StoreSequence`.
+GLOBAL_SEQUENCE = "global"
+
+# The LISTEN/NOTIFY channel of workers (PostgreSQL).
+WORKER_CHANNEL = "inspector_runs"
+
+
+class Database:
+    """One database's SQL and abilities, for the store, the wake-up and the read model."""
+
+    vendor = ""
+    # Whether a notification sent inside a transaction reaches waiting workers in every
+    # process at its commit (LISTEN/NOTIFY). Without it, commits in this process wake its
+    # workers directly and other processes' commits are noticed by `watches_commits`.
+    listens = False
+    # Whether a waiting worker can cheaply tell that another connection committed.
+    watches_commits = False
+    # How long an idle worker waits between looks when nothing wakes it, in seconds.
+    worker_poll_interval = 1.0
+    # Whether a payload scan is ordered on an expression of the global position, so that
+    # the planner keeps the payload index rather than walking the position index.
+    orders_payload_scan_by_expression = False
+
+    def next_global_positions(self, cursor, count):
+        """Reserve `count` global positions, in commit order; return the first."""
+        raise NotImplementedError
+
+    def notify_workers(self, cursor):
+        """Wake waiting workers in every process when the current transaction commits."""
+        raise NotImplementedError
+
+    def listen(self, connection):
+        """A new autocommit connection that receives the workers' notifications."""
+        raise NotImplementedError
+
+    def commit_marker(self, cursor):
+        """A value that changes whenever another connection commits (`watches_commits`)."""
+        raise NotImplementedError
+
+    def unindexed(self, column):
+        """A term for `column` that the planner cannot read from an index (a GROUP BY hint)."""
+        return column
