@@ -89,7 +89,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--poll-interval",
         type=float,
-        help="The hub's feed_poll_interval in seconds (default: the project's, 0.1).",
+        help="The hub's feed_poll_interval in seconds (default: the project's, 0.05).",
     )
     parser.add_argument(
         "--profile-daphne",
@@ -395,7 +395,9 @@ def run_mode(args, mode):
 
         print(f"mode: {mode} ({MODES[mode]})")
         print(f"channel layer: {layer}" + (f" ({where})" if where else ""))
-        poll = settings.INSPECTOR.get("feed_poll_interval", 0.1)
+        from inspector import conf
+
+        poll = conf.setting("feed_poll_interval")
         print(f"hub poll interval s: {poll:g}" + ("" if args.poll_interval else " (default)"))
         print("database: fresh SQLite file, WAL")
         print(f"load average before (1 min, {os.cpu_count()} CPUs): {os.getloadavg()[0]:.2f}")

@@ -152,6 +152,8 @@ INSPECTOR = {
     "backoff_cap": float(os.environ.get("INSPECTOR_BACKOFF_CAP", "300")),
     # /metrics answers a staff session, or this bearer token (for Prometheus).
     "metrics_token": os.environ.get("INSPECTOR_METRICS_TOKEN"),
+    "feed_poll_interval": float(os.environ.get("INSPECTOR_FEED_POLL_INTERVAL", "0.05")),
+    "feed_buffer": int(os.environ.get("INSPECTOR_FEED_BUFFER", "1000")),
 }
 
 LOGGING = {

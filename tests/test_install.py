@@ -132,17 +132,18 @@ def make_venv(tmp_path, wheel):
     """A fresh virtualenv holding only the wheel; the suite's installed packages (Django,
     Channels, daphne...) are visible through a .pth file, so nothing is downloaded."""
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", venv], cwd=tmp_path)
+    run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp_path)  # pip is ours
     python = venv / "bin" / "python"
     site_packages = Path(
-        run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=venv)
-        .strip()
+        run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=venv
+        ).strip()
     )
     host_paths = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
     assert str(REPO) not in host_paths
     (site_packages / "_suite_dependencies.pth").write_text("".join(f"{p}\n" for p in host_paths))
     run(
-        [python, "-m", "pip", "install", "--no-deps", "--no-index"]
+        [sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index"]
         + ["--disable-pip-version-check", wheel],
         cwd=tmp_path,
     )

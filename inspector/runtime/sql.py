@@ -7,6 +7,8 @@ import uuid
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models.base import ModelState
 
+from inspector.runtime.databases import database
+
 
 def _text(value):
     return value if value is None or isinstance(value, str) else str(value)
@@ -24,7 +26,7 @@ def _adapter(field, conn):
     """
     target = field.target_field if field.is_relation else field
     kind = target.get_internal_type()
-    vendor = conn.vendor
+    db = database(conn)
 
     def through_field(value):
         return field.get_db_prep_save(value, conn)
@@ -38,7 +40,7 @@ def _adapter(field, conn):
             return adapt_typed(_integer(value), kind)
 
         return adapt_integer
-    if kind == "UUIDField" and vendor in ("sqlite", "postgresql"):
+    if kind == "UUIDField":
         native = conn.features.has_native_uuid_field
 
         def adapt_uuid(value):
@@ -49,8 +51,8 @@ def _adapter(field, conn):
             return value if native else value.hex
 
         return adapt_uuid
-    if kind == "DateTimeField" and vendor in ("sqlite", "postgresql") and field is target:
-        as_text = vendor == "sqlite"
+    if kind == "DateTimeField" and field is target:
+        as_text = db.datetimes_as_text
 
         def adapt_datetime(value):
             if value is None:

@@ -27,6 +27,8 @@ class Database:
     # Whether a payload scan is ordered on an expression of the global position, so that
     # the planner keeps the payload index rather than walking the position index.
     orders_payload_scan_by_expression = False
+    # Whether a datetime parameter is sent as text (the ORM's own adaptation on SQLite).
+    datetimes_as_text = False
 
     def next_global_positions(self, cursor, count):
         """Reserve `count` global positions, in commit order; return the first."""

@@ -8,6 +8,7 @@ class SQLite(Database):
     vendor = "sqlite"
     watches_commits = True
     worker_poll_interval = 0.1
+    datetimes_as_text = True
 
     def next_global_positions(self, cursor, count):
         """Our transactions take the write lock when they begin (IMMEDIATE), so the highest

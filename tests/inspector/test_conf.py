@@ -1,0 +1,71 @@
+"""The INSPECTOR settings: defaults without any setting, errors for wrong keys, the README."""
+
+import re
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from inspector import Domain, conf
+from inspector.runtime.domain import _all_domains
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_a_project_without_an_inspector_setting_runs_on_the_defaults(settings):
+    del settings.INSPECTOR
+    assert {name: conf.setting(name) for name in conf.SETTINGS} == {
+        "domain": None,
+        "event_processing": "sync",
+        "command_processing": "sync",
+        "embedded_worker": False,
+        "retries": 3,
+        "backoff_base": 1.0,
+        "backoff_cap": 300.0,
+        "metrics_token": None,
+        "feed_poll_interval": 0.05,
+        "feed_buffer": 1000,
+    }
+    domain = Domain("defaults")
+    _all_domains.remove(domain)  # a throwaway: current_domain must not see it
+
+    @domain.event_handler(stream_category="defaults::thing")
+    class Handler:
+        pass
+
+    assert domain.config == {"event_processing": "sync", "command_processing": "sync"}
+    assert (Handler._spec.retries, Handler._spec.backoff_base) == (3, 1.0)
+
+
+def test_a_key_the_project_sets_wins_over_its_default(settings):
+    settings.INSPECTOR = {"retries": 7}
+    assert conf.setting("retries") == 7
+    assert conf.setting("backoff_cap") == 300.0
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"retry": 2}, "INSPECTOR['retry'] is not a setting of Inspector"),
+        ({"event_processing": "later"}, "INSPECTOR['event_processing'] must be \"sync\""),
+        (["retries"], "INSPECTOR must be a dict"),
+    ],
+)
+def test_manage_check_names_a_wrong_setting(settings, value, message):
+    settings.INSPECTOR = value
+    with pytest.raises(SystemCheckError, match=re.escape(message)):
+        call_command("check")
+
+
+def test_the_readme_lists_every_setting_with_its_default():
+    rows = {}
+    for line in README.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and re.fullmatch(r"`[a-z_]+`", cells[1]):
+            rows[cells[1].strip("`")] = re.match(r"`([^`]*)`", cells[2]).group(1)
+    expected = {
+        name: '"' + s.default + '"' if isinstance(s.default, str) else repr(s.default)
+        for name, s in conf.SETTINGS.items()
+    }
+    assert rows == expected
