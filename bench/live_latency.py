@@ -1,6 +1,6 @@
 """The live feed under load: 50 websocket clients on daphne, another process appending 100 events/s.
 
-Starts daphne (`bookshelf.asgi:application`, no embedded worker, DEBUG off) on a fresh SQLite
+Starts daphne (`tests.asgi:application`, no embedded worker, DEBUG off) on a fresh SQLite
 file, logs `--clients` websocket clients in with a staff session written by this process, has
 each say hello, then runs a separate appender process that appends one probe `Ping` event per
 transaction at `--rate` events/s for `--duration` seconds in async mode (no handler runs; each
@@ -12,10 +12,10 @@ Modes: `embedded` is the default deployment, the in-memory channel layer: daphne
 other process's appends by polling the store. `redis` puts daphne and the appender on the Redis
 channel layer (`REDIS_URL`, else a throwaway `redis-server` on 127.0.0.1, stopped at exit), so
 the appender's commit pokes the hub. `--mode both` (the default) runs each mode in a child
-process, since Django is set up once per process. `bookshelf.settings_test` (it installs the
-probe app that declares `Ping`) pins the in-memory layer and reads no poll interval from the
-environment, so the redis mode and `--poll-interval` run daphne and the appender on a settings
-module written to the temporary folder: settings_test plus the Redis layer or the interval.
+process, since Django is set up once per process. `tests.settings` (the warehouse test app,
+whose probe declares `Ping`) pins the in-memory layer, so the redis mode and `--poll-interval`
+run daphne and the appender on a settings module written to the temporary folder:
+tests.settings plus the Redis layer or the interval.
 
 The clients are autobahn's asyncio client (daphne depends on autobahn), in a process of their
 own: Django's set-up imports daphne, which binds autobahn to Twisted in that process.
@@ -50,12 +50,12 @@ from benchlib import (  # noqa: E402
 P95_TARGET_MS = 150
 FEED_PATH = "/ws/inspector/feed/"
 POSITION = re.compile(r'class="feed-row[^"]*" id="msg-[^"]+" data-position="(\d+)"')
-SETTINGS = '''"""live_latency: bookshelf.settings_test with the bench's changes."""
+SETTINGS = '''"""live_latency: tests.settings with the bench's changes."""
 
 import os
 
-from bookshelf.settings_test import *  # noqa: F403
-from bookshelf.settings_test import INSPECTOR
+from tests.settings import *  # noqa: F403
+from tests.settings import INSPECTOR
 
 if os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {
@@ -163,14 +163,14 @@ def redis_server(folder):
 
 @contextlib.contextmanager
 def daphne(env, folder, profile=None):
-    """daphne serving bookshelf.asgi on a free port; yields (port, pid)."""
+    """daphne serving tests.asgi on a free port; yields (port, pid)."""
     port = free_port()
     log_path = Path(folder) / "daphne.log"
     with log_path.open("wb") as handle:
         cmd = [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else [])]
         cmd += ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
         process = subprocess.Popen(
-            [*cmd, "bookshelf.asgi:application"],
+            [*cmd, "tests.asgi:application"],
             cwd=ROOT,
             env=env,
             stdout=handle,
@@ -310,9 +310,9 @@ def run_appender(args):
 
     django.setup()
     logging.getLogger("inspector").setLevel(logging.WARNING)
-    from bookshelf.domain import domain
     from inspector.runtime.unit_of_work import unit_of_work
-    from tests.probe.handlers import Ping
+    from tests.warehouse.domain import domain
+    from tests.warehouse.probe import Ping
 
     domain.config["event_processing"] = "async"  # runs are created pending; none execute
     count = max(1, round(args.rate * args.duration))
@@ -339,7 +339,7 @@ def run_appender(args):
 def bench_env(extra):
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE="bookshelf.settings_test",  # the probe app declares Ping
+        DJANGO_SETTINGS_MODULE="tests.settings",  # the warehouse's probe declares Ping
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY=env.get("DJANGO_SECRET_KEY") or "bench-only-secret",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
@@ -362,8 +362,8 @@ def run_mode(args, mode):
             extra["REDIS_URL"] = url
             servers.append(redis_pid)
         if mode == "redis" or args.poll_interval:
-            # settings_test pins the in-memory layer and has no poll setting from the
-            # environment: both processes get a module that adds them.
+            # tests.settings pins the in-memory layer: both processes get a module that
+            # adds the Redis layer or the poll interval.
             (Path(folder) / "live_latency_settings.py").write_text(SETTINGS)
             extra.update(
                 DJANGO_SETTINGS_MODULE="live_latency_settings",

@@ -49,7 +49,7 @@ DEFAULT_WORKERS = {"postgres": 2, "sqlite": 1}
 DEFAULT_POLL = {"postgres": 1.0, "sqlite": 0.1}
 P50_TARGET_MS = 20
 P99_TARGET_MS = 100
-PROBE_HANDLERS = ["bookshelf.RecorderA", "bookshelf.RecorderB"]
+PROBE_HANDLERS = ["warehouse.RecorderA", "warehouse.RecorderB"]
 
 
 def parse_args(argv=None):
@@ -129,7 +129,7 @@ def bench_env(extra):
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)  # no live-feed pokes through Redis: workers and database only
     env.update(
-        DJANGO_SETTINGS_MODULE="bookshelf.settings_test",  # the probe app and its handlers
+        DJANGO_SETTINGS_MODULE="tests.settings",  # the warehouse domain and its probe handlers
         DJANGO_DEBUG="0",  # DEBUG keeps every query in memory
         DJANGO_SECRET_KEY=env.get("DJANGO_SECRET_KEY") or "bench-only-secret",
         DJANGO_EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend",
@@ -275,7 +275,7 @@ def all_succeeded(gpos, expected):
 
 def append_pings(domain, first, count, *, streams, per_transaction):
     from inspector.runtime.unit_of_work import unit_of_work
-    from tests.probe.handlers import Ping
+    from tests.warehouse.probe import Ping
 
     for start in range(first, first + count, per_transaction):
         with unit_of_work(domain) as uow:
@@ -287,7 +287,7 @@ def one_row_transactions_per_second(seconds=2.0):
     """The database's ceiling for this work: one-row ORM transactions/s on one connection."""
     from django.db import transaction
 
-    from tests.probe.models import Seen
+    from tests.warehouse.models import Seen
 
     count, message_id = 0, uuid.uuid4()
     started = time.perf_counter()
@@ -369,7 +369,7 @@ def backlog(bench):
 def offered_load(bench):
     """With idle workers, append one event per transaction at a steady rate; time each run."""
     from inspector.runtime.unit_of_work import unit_of_work
-    from tests.probe.handlers import Ping
+    from tests.warehouse.probe import Ping
 
     args = bench.args
     workers = bench.workers or bench.start_workers()
@@ -487,7 +487,7 @@ class Bench:
         setup_django()
         from django.db import connections
 
-        from bookshelf.domain import domain
+        from tests.warehouse.domain import domain
 
         stack.callback(connections.close_all)
         domain.config["event_processing"] = "async"

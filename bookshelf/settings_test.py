@@ -1,12 +1,13 @@
-"""Test settings: the bookshelf settings plus a probe app whose handlers record what they saw."""
+"""Test settings for the bookshelf's own tests (tests/bookshelf, tests/browser): the bookshelf
+settings with no worker thread, a fast hasher and a test database per process. The inspector's
+tests run on their own settings and domain (tests/settings.py, the warehouse)."""
 
 import os
 import tempfile
 
 from bookshelf.settings import *  # noqa: F403
-from bookshelf.settings import DATABASES, INSPECTOR, INSTALLED_APPS, env_bool
+from bookshelf.settings import DATABASES, INSPECTOR, env_bool
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.probe"]
 # No worker thread in the test process; a daphne started by a browser test turns it on.
 INSPECTOR = {**INSPECTOR, "embedded_worker": env_bool("INSPECTOR_EMBEDDED_WORKER", False)}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -17,5 +18,5 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "NAME": os.path.join(tempfile.gettempdir(), f"inspector-test-{os.getpid()}.sqlite3")
     }
 
-# The in-memory layer unless a test asks for Redis (tests/inspector/test_feed.py does).
+# The in-memory layer, even when REDIS_URL is set (scripts/test-all starts Redis).
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

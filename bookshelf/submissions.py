@@ -8,6 +8,7 @@ from django.db import connection, transaction
 from bookshelf.domain import domain
 from inspector.exceptions import DomainError
 from inspector.models import HandlerRun, Message, MessageKind, RunStatus
+from inspector.runtime.names import short_type
 
 
 class DuplicateSubmission(DomainError):
@@ -107,8 +108,10 @@ def receipt_for(token, result=None):
 
 
 def message_name(type_name):
-    """`bookshelf.OrderShipped.v1` → `OrderShipped`, through the domain's registry."""
+    """`bookshelf.OrderShipped.v1` → `OrderShipped` for a type the domain registers; any
+    other type as it is."""
     try:
-        return domain.message_class(type_name).__name__
+        domain.message_class(type_name)
     except KeyError:
         return type_name
+    return short_type(type_name)

@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.text import Truncator
 
+from inspector.dashboard.formatting import ONE_DECIMAL, format_ms
 from inspector.models import (
     HandlerAttempt,
     HandlerRun,
@@ -24,6 +25,7 @@ from inspector.models import (
     RunStatus,
 )
 from inspector.runtime.domain import current_domain
+from inspector.runtime.names import short_handler, short_type
 from inspector.services import REPLAYABLE, handler_runs_replay, handler_runs_resolve
 
 STATUS_COLORS = {
@@ -75,12 +77,6 @@ def _counted(count):
     return {"runs": f"{count} run{plural}", "handler_runs": f"{count} handler run{plural}"}
 
 
-def _short_type(type_name):
-    """`bookshelf.OrderShipped.v1` → `OrderShipped`."""
-    parts = type_name.split(".")
-    return parts[1] if len(parts) == 3 else type_name
-
-
 class CappedCountPaginator(Paginator):
     """Counts at most `cap` rows, so no changelist page counts a whole million-row table."""
 
@@ -115,7 +111,7 @@ class MessageTypeFilter(admin.SimpleListFilter):
     parameter_name = "type"
 
     def lookups(self, request, model_admin):
-        domain = current_domain._resolve()
+        domain = current_domain.get()
         types = sorted({cls._type for cls in [*domain.events, *domain.commands]})
         return [(name, name) for name in types]
 
@@ -128,7 +124,7 @@ class CategoryFilter(admin.SimpleListFilter):
     parameter_name = "category"
 
     def lookups(self, request, model_admin):
-        domain = current_domain._resolve()
+        domain = current_domain.get()
         categories = []
         for aggregate in domain.aggregates:
             category = domain.stream_category(aggregate)
@@ -176,7 +172,7 @@ class RunOfMessageInline(ReadOnlyMixin, admin.TabularInline):
 
     @admin.display(description="duration")
     def duration(self, run):
-        return "—" if run.duration_ms is None else f"{run.duration_ms:.1f} ms"
+        return format_ms(us=run.duration_us, rounding=ONE_DECIMAL)
 
     @admin.display(description="error")
     def error(self, run):
@@ -284,7 +280,7 @@ class HandlerFilter(admin.SimpleListFilter):
     parameter_name = "handler"
 
     def lookups(self, request, model_admin):
-        names = sorted(spec.name for spec in current_domain._resolve().handlers())
+        names = sorted(spec.name for spec in current_domain.get().handlers())
         return [(name, name) for name in names]
 
     def queryset(self, request, queryset):
@@ -323,7 +319,7 @@ class HandlerAttemptInline(LineageInlineMixin, admin.StackedInline):
 
     @admin.display(description="duration")
     def duration(self, attempt):
-        return f"{attempt.duration_us / 1000:.1f} ms"
+        return format_ms(us=attempt.duration_us, rounding=ONE_DECIMAL)
 
     @admin.display(description="traceback")
     def traceback_pre(self, attempt):
@@ -470,7 +466,7 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description="message type", ordering="message_type")
     def message_type_name(self, run):
-        return _short_type(run.message_type)
+        return short_type(run.message_type, whole=True)
 
     @admin.display(description="status", ordering="status")
     def status_label(self, run):
@@ -478,13 +474,13 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description="duration", ordering="duration_us")
     def duration(self, run):
-        return "—" if run.duration_ms is None else f"{run.duration_ms:.1f} ms"
+        return format_ms(us=run.duration_us, rounding=ONE_DECIMAL)
 
     @admin.display(description="last error")
     def last_error(self, run):
         if not run.error_type:
             return ""
-        return Truncator(f"{run.error_type.rsplit('.', 1)[-1]}: {run.error_message}").chars(90)
+        return Truncator(f"{short_handler(run.error_type)}: {run.error_message}").chars(90)
 
     @admin.display(description="message")
     def message_link(self, run):

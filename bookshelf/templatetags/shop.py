@@ -6,6 +6,7 @@ from django import template
 from django.urls import reverse
 
 from bookshelf.submissions import message_name as _message_name
+from inspector.runtime.names import short_handler
 
 register = template.Library()
 
@@ -28,10 +29,8 @@ def message_name(type_name):
     return _message_name(type_name)
 
 
-@register.filter
-def handler_name(name):
-    """`bookshelf.InventoryEventHandler` → `InventoryEventHandler`."""
-    return name.rsplit(".", 1)[-1]
+# `bookshelf.InventoryEventHandler` → `InventoryEventHandler`
+register.filter("handler_name", short_handler)
 
 
 @register.filter

@@ -1,9 +1,9 @@
 """What happened to a message or a correlation, read from the store as participants and steps.
 
 `build_flow` turns stored messages, handler runs and their failed attempts into a plain `Flow`
-that `inspector.dashboard.drawing.sequence` draws as SVG or Mermaid. It reads a whole
-correlation at once (two queries, four when a run has a history of failures or replays),
-never one query per message.
+that `inspector.dashboard.drawing.sequence` draws as SVG and `inspector.dashboard.drawing.mermaid`
+writes as Mermaid. It reads a whole correlation at once (two queries, four when a run has a
+history of failures or replays), never one query per message.
 """
 
 import json
@@ -11,6 +11,7 @@ import re
 import uuid
 from dataclasses import dataclass, field, replace
 
+from inspector.dashboard.formatting import clip, format_ms
 from inspector.models import (
     HandlerAttempt,
     HandlerRun,
@@ -19,6 +20,7 @@ from inspector.models import (
     MessageKind,
     RunStatus,
 )
+from inspector.runtime.names import short_handler, short_type
 
 STORE = "store"
 DEFAULT_LIMIT = 500  # messages drawn at most; a longer correlation is cut, with a note
@@ -307,7 +309,7 @@ class _Builder:
                 "note",
                 STORE,
                 STORE,
-                f"{_short(message.type)}: {runs} {noun} below depth {self.depth}",
+                f"{short_type(message.type)}: {runs} {noun} below depth {self.depth}",
                 None,
                 status="hidden",
                 detail=f"{runs} handler {noun} and {count - 1} further messages are not drawn; "
@@ -321,7 +323,7 @@ class _Builder:
 
     def _entry_steps(self, message, parent, level):
         key = str(message.pk)
-        name = _short(message.type)
+        name = short_type(message.type)
         if message.kind == MessageKind.COMMAND:
             runs = self.runs_of.get(key, [])
             if runs:
@@ -366,7 +368,7 @@ class _Builder:
                     aggregate,
                     label,
                     None,
-                    detail=f"{_short(parent.handler)} raised {name} on "
+                    detail=f"{short_handler(parent.handler)} raised {name} on "
                     f"{_aggregate_label(message.category)} "
                     f"(aggregate version {(message.metadata or {}).get('aggregate_version')})",
                     level=level,
@@ -395,7 +397,7 @@ class _Builder:
         ctx = _RunContext(
             is_event=is_event,
             lane=self._handler(run, EVENT_HANDLER if is_event else COMMAND_HANDLER),
-            name=_short(message.type),
+            name=short_type(message.type),
             level=level,
             message_id=str(message.pk),
             run_id=str(run.pk),
@@ -444,7 +446,8 @@ class _Builder:
             detail = f"{run.handler} ← {ctx.name}\n{status} since {_clock(at)}"
         else:
             at, duration, error = run.started_at, run.duration_us, ""
-            detail = f"{run.handler} ← {ctx.name}\n{status} in {_ms_text(run.duration_us)}"
+            took = format_ms(us=run.duration_us, missing="?")
+            detail = f"{run.handler} ← {ctx.name}\n{status} in {took}"
             if raised_nothing:
                 detail += "\nraised no events"
         waiting = status in (RunStatus.PENDING, RunStatus.RUNNING)
@@ -492,9 +495,9 @@ class _Builder:
         elif status == RunStatus.RUNNING:
             label = "running"
         elif status in FAILED:
-            label = f"{status} after {_ms_text(duration_us)}"
+            label = f"{status} after {format_ms(us=duration_us, missing='?')}"
         else:
-            label = f"handled in {_ms_text(duration_us)}"
+            label = f"handled in {format_ms(us=duration_us, missing='?')}"
             if raised_nothing:
                 label += " · raised no events"
         if retry and not ctx.is_event:
@@ -522,7 +525,7 @@ class _Builder:
         verb = "replayed" if replay.action == HandlerRunReplay.Action.REPLAY else "resolved"
         label = f"{verb} by {who}"
         if replay.reason:
-            label += f": {_clip(replay.reason, 60)}"
+            label += f": {clip(replay.reason, 60)}"
         self._add(
             replay.at,
             Step(
@@ -555,7 +558,7 @@ class _Builder:
         return self._lane(STORE, EVENT_STORE, "Event store", "the message store")
 
     def _handler(self, run, kind):
-        return self._lane(f"handler:{run.handler}", kind, _short(run.handler), run.handler)
+        return self._lane(f"handler:{run.handler}", kind, short_handler(run.handler), run.handler)
 
     def _aggregate(self, category, kind):
         return self._lane(f"aggregate:{category}", kind, _aggregate_label(category), category)
@@ -585,14 +588,6 @@ class _Builder:
 # Text helpers ---------------------------------------------------------------------------------
 
 
-def _short(name):
-    """`bookshelf.OrderShipped.v1` → `OrderShipped`; a handler's dotted name → its class."""
-    parts = [p for p in str(name).split(".") if p]
-    if len(parts) > 1 and re.fullmatch(r"v\d+", parts[-1]):
-        parts = parts[:-1]
-    return parts[-1] if parts else str(name)
-
-
 def _aggregate_label(category):
     """`bookshelf::order_line` → `OrderLine`."""
     tail = str(category).rsplit("::", 1)[-1]
@@ -606,31 +601,11 @@ def _command_category(stream):
 def _error(error_type, message):
     if not error_type and not message:
         return ""
-    return f"{_short(error_type) if error_type else 'Error'}: {message}".strip()
-
-
-def _ms_text(duration_us):
-    return "?" if duration_us is None else format_ms(duration_us / 1000)
-
-
-def format_ms(ms):
-    """Milliseconds as people read them: 0.93 ms, 12.4 ms, 1,204 ms."""
-    if ms is None:
-        return "—"
-    if abs(ms) < 10:
-        return f"{ms:.2f} ms"
-    if abs(ms) < 1000:
-        return f"{ms:.1f} ms"
-    return f"{ms:,.0f} ms"
+    return f"{short_handler(error_type) if error_type else 'Error'}: {message}".strip()
 
 
 def _clock(at):
     return at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC" if at else "?"
-
-
-def _clip(text, limit):
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _message_detail(message, noun, payloads=True):
@@ -645,5 +620,5 @@ def _message_detail(message, noun, payloads=True):
     if meta.get("causation_id"):
         lines.append(f"caused by {meta['causation_id']}")
     if payloads:
-        lines.append(f"data {_clip(data, 400)}")
+        lines.append(f"data {clip(data, 400)}")
     return "\n".join(lines)

@@ -17,6 +17,9 @@ from django.utils import timezone
 from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.safestring import SafeString, mark_safe
 
+from inspector.dashboard.formatting import ROWS, format_ms
+from inspector.runtime.names import short_handler, short_type
+
 NO_RUNS = mark_safe('<span class="muted">—</span>')
 
 
@@ -32,24 +35,6 @@ def format_html(template, *args):
             )
         )
     )
-
-
-def short_type(type_name):
-    """`bookshelf.OrderShipped.v1` → `OrderShipped`."""
-    parts = str(type_name).split(".")
-    return parts[-2] if len(parts) >= 3 else parts[-1]
-
-
-def short_handler(name):
-    """`bookshelf.InventoryEventHandler` → `InventoryEventHandler`."""
-    return str(name).rsplit(".", 1)[-1]
-
-
-def ms(duration_us):
-    if duration_us is None:
-        return ""
-    value = duration_us / 1000
-    return f"{value:.2f} ms" if value < 100 else f"{value:.0f} ms"
 
 
 @functools.lru_cache(maxsize=128)
@@ -83,7 +68,7 @@ def run_badge(run, *, oob=False, url=None):
     if run.attempts:
         title += f", attempt {run.attempts}"
     if run.duration_us is not None:
-        title += f", {ms(run.duration_us)}"
+        title += f", {format_ms(us=run.duration_us, rounding=ROWS)}"
     if run.error_type:
         title += f" — {short_handler(run.error_type)}"
     return format_html(

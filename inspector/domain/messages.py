@@ -106,7 +106,7 @@ class BaseMessage(BaseContainer):
     """An event or a command. `_metadata` is set once the message is read from the store."""
 
     kind = ""
-    _type = ""  # set by the domain: "bookshelf.OrderShipped.v1"
+    _type = ""  # set by the domain: "warehouse.OrderShipped.v1"
     _part_of = None  # aggregate model class, resolved by domain.init()
     _domain = None
 

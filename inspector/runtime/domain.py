@@ -15,6 +15,7 @@ from inspector import conf
 from inspector.domain.aggregates import AggregateRoot, Entity
 from inspector.domain.messages import BaseCommand, BaseEvent, BaseMessage, BaseValueObject
 from inspector.exceptions import ConfigurationError, IncorrectUsageError
+from inspector.runtime import names
 from inspector.runtime.dispatch import Dispatcher
 from inspector.runtime.repository import Repository
 from inspector.runtime.store import category_of
@@ -140,7 +141,7 @@ class Domain:
             cls = _as(cls, base)
             cls._part_of = part_of
             cls._domain = self
-            cls._type = f"{self.name}.{cls.__name__}.v{version}"
+            cls._type = names.message_type(self.name, cls.__name__, version)
             registry.append(cls)
             self.initialized = False
             return cls
@@ -163,7 +164,7 @@ class Domain:
 
         def register(cls):
             spec = HandlerSpec(
-                name=f"{self.name}.{cls.__name__}",
+                name=names.handler_name(self.name, cls.__name__),
                 handler_cls=cls,
                 kind=kind,
                 part_of=part_of,
@@ -361,9 +362,11 @@ def _as(cls, base):
 
 
 class _CurrentDomain:
-    """The domain in use: the innermost `domain_context()`, else the only domain there is."""
+    """The domain in use: the innermost `domain_context()`, else the `domain` setting, else
+    the only domain there is. Its attributes are the domain's (`current_domain.process`)."""
 
-    def _resolve(self):
+    def get(self):
+        """The `Domain` object itself, to pass on or compare."""
         stack = _domain_stack.get()
         if stack:
             return stack[-1]
@@ -375,10 +378,10 @@ class _CurrentDomain:
         raise IncorrectUsageError("No active domain: use `with domain.domain_context():`")
 
     def __getattr__(self, name):
-        return getattr(self._resolve(), name)
+        return getattr(self.get(), name)
 
     def __repr__(self):
-        return f"<current_domain {self._resolve()!r}>"
+        return f"<current_domain {self.get()!r}>"
 
 
 current_domain = _CurrentDomain()

@@ -27,7 +27,7 @@ class NewMessage:
 
 
 def category_of(stream):
-    """`bookshelf::order-<id>` → `bookshelf::order`; a category is its own category."""
+    """`warehouse::order-<id>` → `warehouse::order`; a category is its own category."""
     head, sep, _ = stream.partition("-")
     return head if sep else stream
 

@@ -50,7 +50,7 @@ class Worker:
         commit_window=0.02,
     ):
         if domain is None:
-            domain = current_domain._resolve()
+            domain = current_domain.get()
         self.domain = domain
         self.worker_id = worker_id or default_worker_id()
         self.concurrency = concurrency

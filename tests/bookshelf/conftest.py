@@ -1,13 +1,37 @@
-"""Fixtures for the shop's page, form and command tests."""
+"""Fixtures for the bookshelf's own tests (the shop's pages, forms and commands) and, imported
+by tests/browser/conftest.py, for the browser tests."""
 
 import pytest
 
-from bookshelf.commands import ConfirmOrder, PlaceOrder, ShipOrder
+from bookshelf.commands import AddBook, ConfirmOrder, PlaceOrder, ShipOrder
+from bookshelf.domain import domain as bookshelf_domain
 from bookshelf.models import Book, Inventory, Notification, Order, OrderItem
 from inspector.models import HandlerRun, Message
 
 TABLES = (Message, HandlerRun, Book, Order, OrderItem, Inventory, Notification)
 HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def domain():
+    """The bookshelf domain, with its processing modes restored after the test."""
+    saved = dict(bookshelf_domain.config)
+    yield bookshelf_domain
+    bookshelf_domain.config.clear()
+    bookshelf_domain.config.update(saved)
+
+
+@pytest.fixture
+def add_book(domain):
+    """Add a book through the AddBook command; returns the Book."""
+
+    def add(title="The Great Gatsby", author="F. Scott Fitzgerald", price=12.99, **extra):
+        book_id = domain.process(
+            AddBook(title=title, author=author, isbn="9780743273565", price_amount=price, **extra)
+        )
+        return Book.objects.get(pk=book_id)
+
+    return add
 
 
 @pytest.fixture

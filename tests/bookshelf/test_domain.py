@@ -178,3 +178,18 @@ def test_one_iteration_of_the_workload_issues_a_bounded_number_of_queries(
             )
             domain.process(ConfirmOrder(order_id=order_id))
             domain.process(ShipOrder(order_id=order_id))
+
+
+def test_the_bookshelf_domain_is_checked_when_django_starts():
+    from bookshelf.domain import domain
+
+    assert domain.initialized
+    names = {spec.name for spec in domain.handlers()}
+    assert {
+        "bookshelf.BookCommandHandler",
+        "bookshelf.OrderCommandHandler",
+        "bookshelf.InventoryCommandHandler",
+        "bookshelf.BookEventHandler",
+        "bookshelf.InventoryEventHandler",
+        "bookshelf.OrderNotificationHandler",
+    } <= names

@@ -6,7 +6,7 @@ from channels.testing import WebsocketCommunicator
 
 from bookshelf.asgi import application
 from bookshelf.commands import AdjustStock, ConfirmOrder, PlaceOrder
-from tests.inspector.test_feed import receive_until, session_cookie
+from tests.sockets import receive_until, session_cookie
 from tests.threads import run_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from tests.bookshelf.conftest import add_book, domain  # noqa: F401  (the bookshelf's fixtures)
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM_ARGS = [

@@ -13,13 +13,13 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from bookshelf.commands import ConfirmOrder, PlaceOrder
 from inspector.admin import CappedCountPaginator, MessagePaginator
 from inspector.models import HandlerAttempt, HandlerRun, HandlerRunReplay, Message, RunStatus
+from tests.warehouse.commands import ConfirmOrder, PlaceOrder
 
 RUNS = "/admin/inspector/handlerrun/"
 MESSAGES = "/admin/inspector/message/"
-NOTIFIER = "bookshelf.OrderNotificationHandler"
+NOTIFIER = "warehouse.OrderNotificationHandler"
 
 
 def staff(django_user_model, name, *codenames):
@@ -47,9 +47,9 @@ def operator(django_user_model):
 
 @pytest.fixture
 def runs(settings, domain, add_book):
-    """A succeeded, a failed and a dead run, made by the real bookshelf."""
+    """A succeeded, a failed and a dead run, made by the warehouse's own handlers."""
     book = add_book()
-    settings.INSPECTOR_DEMO_FAILURE_RATE = 1.0  # every notification fails
+    settings.WAREHOUSE_MAIL_GATEWAY_DOWN = True  # every notification fails
 
     def confirmed_order():
         order_id = domain.process(
@@ -62,7 +62,7 @@ def runs(settings, domain, add_book):
     confirmed_order()
     failed, dead = HandlerRun.objects.filter(handler=NOTIFIER).order_by("global_position")
     HandlerRun.objects.filter(pk=dead.pk).update(status=RunStatus.DEAD)  # as after its retries
-    succeeded = HandlerRun.objects.get(handler="bookshelf.BookEventHandler")
+    succeeded = HandlerRun.objects.get(handler="warehouse.BookEventHandler")
     return SimpleNamespace(
         book=book,
         succeeded=succeeded,
@@ -86,14 +86,14 @@ def statuses(*runs):
 @pytest.mark.django_db(transaction=True)
 def test_message_list_shows_the_store_read_only(admin_client, add_book):
     book = add_book()
-    message = Message.objects.get(type="bookshelf.BookAdded.v1")
+    message = Message.objects.get(type="warehouse.BookAdded.v1")
     response = admin_client.get(MESSAGES)
     assert response.status_code == 200
     html = response.content.decode()
     for column in ("Global position", "Type", "Kind", "Stream", "Position", "Time"):
         assert column in html
-    assert "bookshelf.BookAdded.v1" in html
-    assert f'href="{MESSAGES}?stream=bookshelf%3A%3Abook-{book.id}"' in html
+    assert "warehouse.BookAdded.v1" in html
+    assert f'href="{MESSAGES}?stream=warehouse%3A%3Abook-{book.id}"' in html
     assert f'href="/inspector/messages/{message.id}/">inspect</a>' in html
     assert "Add message" not in html and 'name="action"' not in html
 
@@ -101,7 +101,7 @@ def test_message_list_shows_the_store_read_only(admin_client, add_book):
     assert admin_client.get(f"{MESSAGES}add/").status_code == 403
     assert admin_client.post(change, {"type": "x"}).status_code == 403
     assert admin_client.post(f"{MESSAGES}{message.id}/delete/").status_code == 403
-    assert Message.objects.get(pk=message.pk).type == "bookshelf.BookAdded.v1"
+    assert Message.objects.get(pk=message.pk).type == "warehouse.BookAdded.v1"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -110,25 +110,25 @@ def test_message_list_filters_by_kind_type_and_category(admin_client, add_book):
 
     def types(query):
         html = admin_client.get(MESSAGES + query).content.decode()
-        return set(re.findall(r'class="field-type">(?:<a [^>]*>)?(bookshelf\.\w+\.v1)', html))
+        return set(re.findall(r'class="field-type">(?:<a [^>]*>)?(warehouse\.\w+\.v1)', html))
 
     everything = types("")
-    assert {"bookshelf.AddBook.v1", "bookshelf.BookAdded.v1"} <= everything
-    assert types("?kind__exact=command") == {"bookshelf.AddBook.v1"}
-    assert types("?type=bookshelf.BookAdded.v1") == {"bookshelf.BookAdded.v1"}
-    assert types("?category=bookshelf%3A%3Abook%3Acommand") == {"bookshelf.AddBook.v1"}
-    assert types("?category=bookshelf%3A%3Abook") == {"bookshelf.BookAdded.v1"}
-    assert types("?category=bookshelf%3A%3Aorder") == set()
+    assert {"warehouse.AddBook.v1", "warehouse.BookAdded.v1"} <= everything
+    assert types("?kind__exact=command") == {"warehouse.AddBook.v1"}
+    assert types("?type=warehouse.BookAdded.v1") == {"warehouse.BookAdded.v1"}
+    assert types("?category=warehouse%3A%3Abook%3Acommand") == {"warehouse.AddBook.v1"}
+    assert types("?category=warehouse%3A%3Abook") == {"warehouse.BookAdded.v1"}
+    assert types("?category=warehouse%3A%3Aorder") == set()
     html = admin_client.get(MESSAGES).content.decode()
-    assert "?type=bookshelf.OrderShipped.v1" in html  # types come from the domain's registry
-    assert "?category=bookshelf%3A%3Aorder" in html
+    assert "?type=warehouse.OrderShipped.v1" in html  # types come from the domain's registry
+    assert "?category=warehouse%3A%3Aorder" in html
 
 
 @pytest.mark.django_db(transaction=True)
 def test_message_search_by_id_correlation_id_and_stream(admin_client, add_book):
     add_book(title="One")
     add_book(title="Two")
-    added = list(Message.objects.filter(type="bookshelf.BookAdded.v1"))
+    added = list(Message.objects.filter(type="warehouse.BookAdded.v1"))
 
     def found(term):
         response = admin_client.get(MESSAGES, {"q": term})
@@ -138,7 +138,7 @@ def test_message_search_by_id_correlation_id_and_stream(admin_client, add_book):
     assert found(str(added[0].id)) == {str(added[0].id)}
     correlated = Message.objects.filter(correlation_id=added[1].correlation_id)
     assert found(str(added[1].correlation_id)) == {str(m.pk) for m in correlated}
-    assert {"bookshelf.AddBook.v1", "bookshelf.BookAdded.v1"} <= {m.type for m in correlated}
+    assert {"warehouse.AddBook.v1", "warehouse.BookAdded.v1"} <= {m.type for m in correlated}
     assert found(added[0].stream) == {str(added[0].id)}
     assert found("no-such-stream") == set()
 
@@ -146,7 +146,7 @@ def test_message_search_by_id_correlation_id_and_stream(admin_client, add_book):
 @pytest.mark.django_db(transaction=True)
 def test_message_page_pretty_prints_escaped_data_and_links_around(admin_client, add_book):
     add_book(title="<script>alert(1)</script>")
-    message = Message.objects.get(type="bookshelf.BookAdded.v1")
+    message = Message.objects.get(type="warehouse.BookAdded.v1")
     html = admin_client.get(f"{MESSAGES}{message.id}/change/").content.decode()
     assert "<script>alert(1)</script>" not in html
     assert "&quot;title&quot;: &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;" in html
@@ -154,10 +154,10 @@ def test_message_page_pretty_prints_escaped_data_and_links_around(admin_client, 
     assert re.search(r'<pre class="inspector-json"[^>]*>\{\n  &quot;', html)  # indented
     assert f"?correlation_id={message.correlation_id}" in html
     assert f"/inspector/messages/{message.id}/" in html
-    command = Message.objects.get(type="bookshelf.AddBook.v1")
-    assert f'href="{MESSAGES}{command.id}/change/">bookshelf.AddBook.v1' in html  # caused by
+    command = Message.objects.get(type="warehouse.AddBook.v1")
+    assert f'href="{MESSAGES}{command.id}/change/">warehouse.AddBook.v1' in html  # caused by
     run = HandlerRun.objects.get(message=message)
-    assert f'href="{RUNS}{run.id}/change/">bookshelf.BookEventHandler</a>' in html
+    assert f'href="{RUNS}{run.id}/change/">warehouse.BookEventHandler</a>' in html
 
 
 @pytest.mark.django_db(transaction=True)
@@ -261,7 +261,7 @@ def test_run_list_shows_columns_filters_and_search(admin_client, runs):
     assert listed({"q": str(runs.failed.message_id)}) == {runs.failed.pk}
     assert listed({"q": str(runs.dead.pk)}) == {runs.dead.pk}
     assert listed({"q": "gateway refused"}) == {runs.failed.pk, runs.dead.pk}
-    assert NOTIFIER in html and "?handler=bookshelf.InventoryEventHandler" in html
+    assert NOTIFIER in html and "?handler=warehouse.InventoryEventHandler" in html
 
 
 @pytest.mark.django_db(transaction=True)
@@ -375,7 +375,7 @@ def test_a_selection_without_failed_runs_is_turned_away(runs, operator):
 @pytest.mark.django_db(transaction=True)
 def test_replaying_after_the_fix_runs_again_and_succeeds(settings, runs, operator):
     worker = pytest.importorskip("inspector.workers.worker")
-    settings.INSPECTOR_DEMO_FAILURE_RATE = 0.0  # the gateway is back
+    settings.WAREHOUSE_MAIL_GATEWAY_DOWN = False  # the gateway is back
     post_action(operator.client, "replay_selected", [runs.failed], confirm="yes")
     worker.Worker(worker_id="test").drain()
     run = HandlerRun.objects.get(pk=runs.failed.pk)
@@ -389,9 +389,9 @@ def test_ten_thousand_selected_runs_are_replayed_in_one_request(operator):
     messages = Message.objects.bulk_create(
         Message(
             kind="event",
-            type="bookshelf.OrderConfirmed.v1",
-            stream=f"bookshelf::order-{uuid.uuid4()}",
-            category="bookshelf::order",
+            type="warehouse.OrderConfirmed.v1",
+            stream=f"warehouse::order-{uuid.uuid4()}",
+            category="warehouse::order",
             position=0,
             global_position=n,
             data={},

@@ -1,40 +1,33 @@
-"""Sequence diagrams of real flows: inline SVG drawn on the server, and Mermaid text.
+"""Sequence diagrams of real flows as inline SVG, drawn on the server.
 
-Both renderers take a `Flow` from `inspector.dashboard.flows.build_flow` and draw the same
-participants and the same arrows in the same order. Every piece of text is escaped: payloads
-and error messages come from users and handlers.
+`render_svg` takes a `Flow` from `inspector.dashboard.flows.build_flow`;
+`inspector.dashboard.drawing.mermaid` writes the same participants and arrows, in the same
+order, as Mermaid text. Every piece of text is escaped: payloads and error messages come
+from users and handlers.
 """
 
 import hashlib
-import re
-from xml.sax.saxutils import escape, quoteattr
 
-from inspector.dashboard.flows import (  # re-exported: views need only this module
-    COMMAND,
-    COMMAND_HANDLER,
-    EVENT_HANDLER,
-    EVENT_STORE,
-    Flow,
-    Participant,
-    Step,
-    build_flow,
-    format_ms,
+from inspector.dashboard.drawing.svg import (
+    FONT,
+    FONT_FAMILY,
+    HEAD_FONT,
+    MUTED,
+    SMALL,
+    TEXT,
+    attr,
+    esc,
+    num,
+    text_width,
 )
-
-__all__ = ["Flow", "Participant", "Step", "build_flow", "render_mermaid", "render_svg"]
-
-FONT_FAMILY = "'DejaVu Sans', Verdana, 'Segoe UI', sans-serif"
-FONT = 12  # labels
-HEAD_FONT = 13  # participant names
-SMALL = 10.5  # participant kinds, the time axis, the legend
+from inspector.dashboard.flows import COMMAND, COMMAND_HANDLER, EVENT_HANDLER, EVENT_STORE
+from inspector.dashboard.formatting import clip, format_ms
 
 PAD = 14  # space between an arrow label and the lanes it joins
 BADGE = 9  # radius of the step number at an arrow's start
 LOOP = 28  # how far a self-arrow reaches right of its lane
-ERROR_CHARS = 110  # error text shown under a failed run; the whole text is in its <title>
+ERROR_CHARS = 110  # error text shown with a failed run (and in Mermaid); all of it in <title>
 
-TEXT = "#1f2937"
-MUTED = "#6b7280"
 LIFELINE = "#cbd5e1"
 
 # Stroke colours by step kind, then by run status (the status wins).
@@ -73,58 +66,7 @@ NOTE_FILLS = {
     "resolved": ("#f3f4f6", "#6b7280"),
 }
 NOTE_FILL = ("#fefce8", "#ca8a04")
-DASHED = ("pending", "running")
-
-# Advance widths of DejaVu Sans (Verdana's metrics are close), in ems. DejaVu is wider than
-# most sans-serif faces, so a label measured with it fits in whatever face the browser picks.
-_WIDTHS = {
-    **dict.fromkeys("ijlI|!'.,:;", 0.30),
-    **dict.fromkeys("frt()[]{}/\\-`", 0.40),
-    **dict.fromkeys('sczJ"', 0.53),
-    **dict.fromkeys("abdeghknopquvxy_$0123456789?#*+=<>~^", 0.64),
-    **dict.fromkeys("ALPSTFZEKXYBR", 0.70),
-    **dict.fromkeys("CDGHNOQUV", 0.79),
-    **dict.fromkeys("mw%&@", 0.98),
-    **dict.fromkeys("MW", 1.0),
-    " ": 0.32,
-    "·": 0.32,
-    "…": 1.0,
-    "—": 1.0,
-    "←": 0.84,
-    "→": 0.84,
-}
-_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def text_width(text, size=FONT, *, bold=False):
-    """An upper estimate of how wide `text` is drawn at `size` px."""
-    em = sum(_WIDTHS.get(ch, 1.0 if ord(ch) > 0x2E80 else 0.68) for ch in text)
-    return em * size * (1.08 if bold else 1.0)
-
-
-def _clean(text):
-    """Text XML can carry: control characters and lone surrogates become U+FFFD."""
-    return _INVALID_XML.sub("\ufffd", str(text))
-
-
-def _t(text):
-    return escape(_clean(text))
-
-
-def _a(value):
-    return quoteattr(_clean(value))
-
-
-def _clip(text, limit):
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _num(value):
-    return f"{value:.1f}".rstrip("0").rstrip(".")
-
-
-# SVG ------------------------------------------------------------------------------------------
+DASHED = ("pending", "running")  # runs still waiting: dashed arrows, here and in Mermaid
 
 
 class _Layout:
@@ -208,7 +150,7 @@ class _Layout:
             elif step.is_self:
                 reach = x + LOOP + 8 + text_width(step.label)
                 if step.error:
-                    reach = max(reach, x + LOOP + 8 + text_width(_clip(step.error, ERROR_CHARS)))
+                    reach = max(reach, x + LOOP + 8 + text_width(clip(step.error, ERROR_CHARS)))
             else:
                 continue
             self.width = max(self.width, reach + 16)
@@ -230,14 +172,14 @@ def render_svg(flow, *, title=None):
     title = title or _flow_title(flow)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="sequence-diagram" role="img" '
-        f'width="{_num(lay.width)}" height="{_num(lay.height)}" '
-        f'viewBox="0 0 {_num(lay.width)} {_num(lay.height)}" '
-        f'font-family={_a(FONT_FAMILY)} font-size="{FONT}" fill="{TEXT}" '
-        f"data-correlation={_a(flow.correlation_id)}>",
-        f"<title>{_t(title)}</title>",
+        f'width="{num(lay.width)}" height="{num(lay.height)}" '
+        f'viewBox="0 0 {num(lay.width)} {num(lay.height)}" '
+        f'font-family={attr(FONT_FAMILY)} font-size="{FONT}" fill="{TEXT}" '
+        f"data-correlation={attr(flow.correlation_id)}>",
+        f"<title>{esc(title)}</title>",
         _defs(uid),
-        f'<rect class="background" x="0" y="0" width="{_num(lay.width)}" '
-        f'height="{_num(lay.height)}" fill="#ffffff"/>',
+        f'<rect class="background" x="0" y="0" width="{num(lay.width)}" '
+        f'height="{num(lay.height)}" fill="#ffffff"/>',
     ]
     out.append(_axis(lay))
     out.append(_lifelines(lay))
@@ -264,10 +206,10 @@ def _empty_svg(text):
     width = text_width(text) + 32
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="sequence-diagram empty" role="img" '
-        f'width="{_num(width)}" height="40" viewBox="0 0 {_num(width)} 40" '
-        f'font-family={_a(FONT_FAMILY)} font-size="{FONT}">'
-        f"<title>{_t(text)}</title>"
-        f'<text x="16" y="24" fill="{MUTED}">{_t(text)}</text></svg>'
+        f'width="{num(width)}" height="40" viewBox="0 0 {num(width)} 40" '
+        f'font-family={attr(FONT_FAMILY)} font-size="{FONT}">'
+        f"<title>{esc(text)}</title>"
+        f'<text x="16" y="24" fill="{MUTED}">{esc(text)}</text></svg>'
     )
 
 
@@ -295,20 +237,20 @@ def _axis(lay):
     parts = [
         '<g class="time-axis">',
         "<title>Milliseconds after the first message of this flow</title>",
-        f'<text x="{_num(x)}" y="{_num(top + 4)}" text-anchor="end" font-size="{SMALL}" '
+        f'<text x="{num(x)}" y="{num(top + 4)}" text-anchor="end" font-size="{SMALL}" '
         f'fill="{MUTED}">ms</text>',
-        f'<line x1="{_num(x + 8)}" y1="{_num(top + 10)}" x2="{_num(x + 8)}" '
-        f'y2="{_num(lay.bottom)}" stroke="{LIFELINE}"/>',
+        f'<line x1="{num(x + 8)}" y1="{num(top + 10)}" x2="{num(x + 8)}" '
+        f'y2="{num(lay.bottom)}" stroke="{LIFELINE}"/>',
     ]
     for i, step in enumerate(lay.flow.steps):
         y = lay.arrow_y(i) if not step.is_self else lay.rows[i] + 14
         if step.kind == "note":
             y = lay.rows[i] + 15
         parts.append(
-            f'<g class="tick"><line x1="{_num(x + 4)}" y1="{_num(y)}" x2="{_num(x + 12)}" '
-            f'y2="{_num(y)}" stroke="{LIFELINE}"/>'
-            f'<text x="{_num(x)}" y="{_num(y + 4)}" text-anchor="end" font-size="{SMALL}" '
-            f'fill="{MUTED}">{_t(format_ms(step.at_ms))}</text></g>'
+            f'<g class="tick"><line x1="{num(x + 4)}" y1="{num(y)}" x2="{num(x + 12)}" '
+            f'y2="{num(y)}" stroke="{LIFELINE}"/>'
+            f'<text x="{num(x)}" y="{num(y + 4)}" text-anchor="end" font-size="{SMALL}" '
+            f'fill="{MUTED}">{esc(format_ms(step.at_ms))}</text></g>'
         )
     parts.append("</g>")
     return "".join(parts)
@@ -317,8 +259,8 @@ def _axis(lay):
 def _lifelines(lay):
     top = lay.head_top + lay.head_height
     return "".join(
-        f'<line class="lifeline" x1="{_num(x)}" y1="{_num(top)}" x2="{_num(x)}" '
-        f'y2="{_num(lay.bottom)}" stroke="{LIFELINE}" stroke-dasharray="4 4"/>'
+        f'<line class="lifeline" x1="{num(x)}" y1="{num(top)}" x2="{num(x)}" '
+        f'y2="{num(lay.bottom)}" stroke="{LIFELINE}" stroke-dasharray="4 4"/>'
         for x in lay.x
     )
 
@@ -329,14 +271,14 @@ def _headers(lay):
         fill, stroke = PARTICIPANT_FILLS.get(p.kind, AGGREGATE_FILL)
         top = lay.head_top
         parts.append(
-            f"<g class={_a(f'participant {p.kind}')} data-key={_a(p.key)}>"
-            f"<title>{_t(f'{p.label} ({p.kind_label}): {p.detail}')}</title>"
-            f'<rect x="{_num(x - w / 2)}" y="{top}" width="{_num(w)}" '
+            f"<g class={attr(f'participant {p.kind}')} data-key={attr(p.key)}>"
+            f"<title>{esc(f'{p.label} ({p.kind_label}): {p.detail}')}</title>"
+            f'<rect x="{num(x - w / 2)}" y="{top}" width="{num(w)}" '
             f'height="{lay.head_height}" rx="6" fill="{fill}" stroke="{stroke}"/>'
-            f'<text class="name" x="{_num(x)}" y="{top + 18}" text-anchor="middle" '
-            f'font-size="{HEAD_FONT}" font-weight="bold">{_t(p.label)}</text>'
-            f'<text class="kind" x="{_num(x)}" y="{top + 33}" text-anchor="middle" '
-            f'font-size="{SMALL}" fill="{MUTED}">{_t(p.kind_label)}</text></g>'
+            f'<text class="name" x="{num(x)}" y="{top + 18}" text-anchor="middle" '
+            f'font-size="{HEAD_FONT}" font-weight="bold">{esc(p.label)}</text>'
+            f'<text class="kind" x="{num(x)}" y="{top + 33}" text-anchor="middle" '
+            f'font-size="{SMALL}" fill="{MUTED}">{esc(p.kind_label)}</text></g>'
         )
     return "".join(parts)
 
@@ -359,8 +301,8 @@ def _activations(lay):
         fill = STATUS_FILLS.get(step.status, "#f3f4f6")
         stroke = STATUS_COLOURS.get(step.status, KIND_COLOURS["run"])
         parts.append(
-            f'<rect class={_a(f"activation {step.status}")} x="{_num(x - 4)}" '
-            f'y="{_num(lay.rows[i] + 4)}" width="8" height="{_num(end - lay.rows[i] - 4)}" '
+            f'<rect class={attr(f"activation {step.status}")} x="{num(x - 4)}" '
+            f'y="{num(lay.rows[i] + 4)}" width="8" height="{num(end - lay.rows[i] - 4)}" '
             f'fill="{fill}" stroke="{stroke}" stroke-width="0.8"/>'
         )
     return "".join(parts)
@@ -380,27 +322,27 @@ def _arrow(lay, i, step, number, uid):
     detail = step.detail or step.label
     at = format_ms(step.at_ms)
     parts = [
-        f'<g class={_a(classes)} data-step="{number}" data-kind={_a(step.kind)} '
-        f"data-source={_a(step.source)} data-target={_a(step.target)}>",
-        f"<title>{_t(f'{number}. {step.label} (at {at})' + chr(10) + detail)}</title>",
+        f'<g class={attr(classes)} data-step="{number}" data-kind={attr(step.kind)} '
+        f"data-source={attr(step.source)} data-target={attr(step.target)}>",
+        f"<title>{esc(f'{number}. {step.label} (at {at})' + chr(10) + detail)}</title>",
     ]
     if step.is_self:
         y1, y2 = lay.rows[i] + 8, lay.rows[i] + 20
         parts.append(
-            f'<path d="M{_num(x1 + 4)},{_num(y1)} H{_num(x1 + LOOP)} V{_num(y2)} '
-            f'H{_num(x1 + 6)}" fill="none" stroke="{colour}" stroke-width="1.6"{dash} '
+            f'<path d="M{num(x1 + 4)},{num(y1)} H{num(x1 + LOOP)} V{num(y2)} '
+            f'H{num(x1 + 6)}" fill="none" stroke="{colour}" stroke-width="1.6"{dash} '
             f'marker-end="url(#{marker})"/>'
         )
         lx = x1 + LOOP + 8
         parts.append(_label(lx, lay.rows[i] + 18, step.label, colour, anchor="start"))
         if step.error:
-            error = _clip(step.error, ERROR_CHARS)
+            error = clip(step.error, ERROR_CHARS)
             parts.append(
-                f'<rect x="{_num(lx - 2)}" y="{_num(lay.rows[i] + 22)}" '
-                f'width="{_num(text_width(error) + 4)}" height="15" fill="#ffffff" '
+                f'<rect x="{num(lx - 2)}" y="{num(lay.rows[i] + 22)}" '
+                f'width="{num(text_width(error) + 4)}" height="15" fill="#ffffff" '
                 f'opacity="0.85"/>'
-                f'<text class="error" x="{_num(lx)}" y="{_num(lay.rows[i] + 33)}" '
-                f'fill="{STATUS_COLOURS["failed"]}">{_t(error)}</text>'
+                f'<text class="error" x="{num(lx)}" y="{num(lay.rows[i] + 33)}" '
+                f'fill="{STATUS_COLOURS["failed"]}">{esc(error)}</text>'
             )
         badge_x, badge_y = x1, y1
     else:
@@ -409,15 +351,15 @@ def _arrow(lay, i, step, number, uid):
         start = x1 + direction * (BADGE + 2)
         end = x2 - direction * 2
         parts.append(
-            f'<line x1="{_num(start)}" y1="{_num(y)}" x2="{_num(end)}" y2="{_num(y)}" '
+            f'<line x1="{num(start)}" y1="{num(y)}" x2="{num(end)}" y2="{num(y)}" '
             f'stroke="{colour}" stroke-width="1.6"{dash} marker-end="url(#{marker})"/>'
         )
         parts.append(_label((x1 + x2) / 2, y - 6, step.label, colour, anchor="middle"))
         badge_x, badge_y = x1, y
     parts.append(
-        f'<g class="num"><circle cx="{_num(badge_x)}" cy="{_num(badge_y)}" r="{BADGE}" '
+        f'<g class="num"><circle cx="{num(badge_x)}" cy="{num(badge_y)}" r="{BADGE}" '
         f'fill="#ffffff" stroke="{colour}"/>'
-        f'<text x="{_num(badge_x)}" y="{_num(badge_y + 3.5)}" text-anchor="middle" '
+        f'<text x="{num(badge_x)}" y="{num(badge_y + 3.5)}" text-anchor="middle" '
         f'font-size="9" fill="{colour}">{number}</text></g>'
     )
     parts.append("</g>")
@@ -431,8 +373,8 @@ def _failed(step):
 def _label(x, y, text, colour, *, anchor):
     fill = TEXT if colour in KIND_COLOURS.values() else colour
     return (
-        f'<text class="label" x="{_num(x)}" y="{_num(y)}" text-anchor="{anchor}" '
-        f'fill="{fill}">{_t(text)}</text>'
+        f'<text class="label" x="{num(x)}" y="{num(y)}" text-anchor="{anchor}" '
+        f'fill="{fill}">{esc(text)}</text>'
     )
 
 
@@ -443,11 +385,11 @@ def _note(lay, i, step):
     top = lay.rows[i] + 4
     classes = " ".join(c for c in ("note", step.status) if c)
     return (
-        f"<g class={_a(classes)} data-source={_a(step.source)}>"
-        f"<title>{_t(step.detail or step.label)}</title>"
-        f'<rect x="{_num(x - width / 2)}" y="{_num(top)}" width="{_num(width)}" height="20" '
+        f"<g class={attr(classes)} data-source={attr(step.source)}>"
+        f"<title>{esc(step.detail or step.label)}</title>"
+        f'<rect x="{num(x - width / 2)}" y="{num(top)}" width="{num(width)}" height="20" '
         f'rx="3" fill="{fill}" stroke="{stroke}"/>'
-        f'<text x="{_num(x)}" y="{_num(top + 14)}" text-anchor="middle">{_t(step.label)}</text>'
+        f'<text x="{num(x)}" y="{num(top + 14)}" text-anchor="middle">{esc(step.label)}</text>'
         "</g>"
     )
 
@@ -464,66 +406,18 @@ def _legend(lay):
     parts = ['<g class="legend">']
     for name, colour in items:
         parts.append(
-            f'<rect x="{_num(x)}" y="{_num(lay.legend_y - 8)}" width="10" height="10" '
+            f'<rect x="{num(x)}" y="{num(lay.legend_y - 8)}" width="10" height="10" '
             f'rx="2" fill="{colour}"/>'
-            f'<text x="{_num(x + 14)}" y="{_num(lay.legend_y + 1)}" font-size="{SMALL}" '
+            f'<text x="{num(x + 14)}" y="{num(lay.legend_y + 1)}" font-size="{SMALL}" '
             f'fill="{MUTED}">{name}</text>'
         )
         x += 14 + text_width(name, SMALL) + 16
     if lay.flow.hidden_runs:
         runs = lay.flow.hidden_runs
         parts.append(
-            f'<text x="{_num(x + 8)}" y="{_num(lay.legend_y + 1)}" font-size="{SMALL}" '
+            f'<text x="{num(x + 8)}" y="{num(lay.legend_y + 1)}" font-size="{SMALL}" '
             f'fill="{MUTED}">{runs} handler run{"s" if runs != 1 else ""} below depth '
             f"{lay.flow.depth} not drawn</text>"
         )
     parts.append("</g>")
     return "".join(parts)
-
-
-# Mermaid --------------------------------------------------------------------------------------
-
-_MERMAID_UNSAFE = re.compile(r"[#;%<>&\"\\{}]")
-
-
-def mermaid_text(text):
-    """Text Mermaid shows as written: one line, with its syntax characters as #code; entities."""
-    text = " ".join(_clean(text).split())
-    text = _MERMAID_UNSAFE.sub(lambda m: f"#{ord(m.group())};", text)
-    # "wrap:" at the start of a label is a Mermaid directive; a zero-width space defuses it.
-    if text.lower().startswith(("wrap:", "nowrap:")):
-        text = "\u200b" + text
-    return text or "\u200b"
-
-
-def mermaid_arrow(step):
-    if step.kind == "run" and step.failed:
-        return "-x"
-    if step.status in DASHED:
-        return "-->>"
-    return "->>"
-
-
-def mermaid_message(step):
-    """The text of a step's Mermaid message: its label, and the error of a failed run."""
-    text = step.label
-    if step.error:
-        text += f" — {_clip(step.error, ERROR_CHARS)}"
-    return text
-
-
-def render_mermaid(flow):
-    """The flow as a Mermaid `sequenceDiagram`, with the SVG's participants and arrows."""
-    alias = {p.key: f"P{i}" for i, p in enumerate(flow.participants, start=1)}
-    lines = ["sequenceDiagram", "    autonumber"]
-    for p in flow.participants:
-        lines.append(f"    participant {alias[p.key]} as {mermaid_text(p.label)}")
-    for step in flow.steps:
-        source, target = alias[step.source], alias[step.target]
-        if step.kind == "note":
-            lines.append(f"    Note over {source}: {mermaid_text(step.label)}")
-            continue
-        lines.append(
-            f"    {source}{mermaid_arrow(step)}{target}: {mermaid_text(mermaid_message(step))}"
-        )
-    return "\n".join(lines) + "\n"

@@ -8,21 +8,20 @@ touching (an isotonic regression per column). Handlers carry live run counts.
 
 from dataclasses import dataclass, field
 
-from inspector.dashboard.drawing.sequence import (
-    AGGREGATE_FILL,
+from inspector.dashboard.drawing.sequence import AGGREGATE_FILL, PARTICIPANT_FILLS, STATUS_COLOURS
+from inspector.dashboard.drawing.svg import (
     FONT,
     FONT_FAMILY,
     MUTED,
-    PARTICIPANT_FILLS,
     SMALL,
-    STATUS_COLOURS,
     TEXT,
-    _a,
-    _num,
-    _t,
+    attr,
+    esc,
+    num,
     text_width,
 )
 from inspector.dashboard.flows import COMMAND, COMMAND_HANDLER, EVENT_HANDLER, EVENT_STORE
+from inspector.runtime.names import short_handler
 
 COLUMNS = (
     "Commands",
@@ -128,12 +127,11 @@ def build_graph(domain, *, counts=None, written=None, paused=(), link=None):
 
     def handler_node(spec, column):
         by_status = counts.get(spec.name, {})
-        short = spec.name.rsplit(".", 1)[-1]
         handles = ", ".join(cls.__name__ for cls in spec.methods)
         return Node(
             key=f"handler:{spec.name}",
             column=column,
-            label=short,
+            label=short_handler(spec.name),
             title=f"{spec.name} handles {handles}",
             href=link("handler", spec.name),
             counts={
@@ -342,8 +340,8 @@ def render_map_svg(graph, *, title="Workflow map"):
         width = text_width("No handlers registered") + 32
         return (
             f'<svg xmlns="http://www.w3.org/2000/svg" class="workflow-map empty" role="img" '
-            f'width="{_num(width)}" height="40" viewBox="0 0 {_num(width)} 40" '
-            f'font-family={_a(FONT_FAMILY)} font-size="{FONT}"><title>{_t(title)}</title>'
+            f'width="{num(width)}" height="40" viewBox="0 0 {num(width)} 40" '
+            f'font-family={attr(FONT_FAMILY)} font-size="{FONT}"><title>{esc(title)}</title>'
             f'<text x="16" y="24" fill="{MUTED}">No handlers registered</text></svg>'
         )
     columns, width, bottom = _layout(graph)
@@ -357,20 +355,20 @@ def render_map_svg(graph, *, title="Workflow map"):
     height = legend_y + 16
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="workflow-map" role="img" '
-        f'width="{_num(width)}" height="{_num(height)}" '
-        f'viewBox="0 0 {_num(width)} {_num(height)}" font-family={_a(FONT_FAMILY)} '
+        f'width="{num(width)}" height="{num(height)}" '
+        f'viewBox="0 0 {num(width)} {num(height)}" font-family={attr(FONT_FAMILY)} '
         f'font-size="{FONT}" fill="{TEXT}">',
-        f"<title>{_t(title)}</title>",
+        f"<title>{esc(title)}</title>",
         '<defs><marker id="wm-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         f'fill="{EDGE}"/></marker></defs>',
-        f'<rect class="background" x="0" y="0" width="{_num(width)}" height="{_num(height)}" '
+        f'<rect class="background" x="0" y="0" width="{num(width)}" height="{num(height)}" '
         'fill="#ffffff"/>',
     ]
     for (x, w), name in zip(columns, COLUMNS, strict=True):
         out.append(
-            f'<text class="column-title" x="{_num(x + w / 2)}" y="{MARGIN + 14}" '
-            f'text-anchor="middle" font-weight="bold" fill="{MUTED}">{_t(name)}</text>'
+            f'<text class="column-title" x="{num(x + w / 2)}" y="{MARGIN + 14}" '
+            f'text-anchor="middle" font-weight="bold" fill="{MUTED}">{esc(name)}</text>'
         )
     out.append('<g class="edges">')
     for edge in graph.edges:
@@ -382,11 +380,11 @@ def render_map_svg(graph, *, title="Workflow map"):
     out.append('<g class="legend">')
     for cls, text, dash in legend:
         out.append(
-            f'<line class="legend-{cls}" x1="{_num(x)}" y1="{_num(legend_y - 4)}" '
-            f'x2="{_num(x + 36)}" y2="{_num(legend_y - 4)}" stroke="{EDGE}" stroke-width="1.5"'
+            f'<line class="legend-{cls}" x1="{num(x)}" y1="{num(legend_y - 4)}" '
+            f'x2="{num(x + 36)}" y2="{num(legend_y - 4)}" stroke="{EDGE}" stroke-width="1.5"'
             f'{dash} marker-end="url(#wm-arrow)"/>'
-            f'<text class="legend-label" x="{_num(x + 44)}" y="{_num(legend_y)}" '
-            f'font-size="{SMALL}" fill="{MUTED}">{_t(text)}</text>'
+            f'<text class="legend-label" x="{num(x + 44)}" y="{num(legend_y)}" '
+            f'font-size="{SMALL}" fill="{MUTED}">{esc(text)}</text>'
         )
         x += 44 + text_width(text, SMALL) + 24
     out.append("</g></svg>")
@@ -400,11 +398,11 @@ def _edge(graph, edge):
     bend = (x2 - x1) / 2
     dash = "" if edge.observed else ' stroke-dasharray="5 4"'
     return (
-        f'<path class="edge" data-source={_a(edge.source)} data-target={_a(edge.target)} '
-        f'd="M{_num(x1)},{_num(y1)} C{_num(x1 + bend)},{_num(y1)} {_num(x2 - bend)},{_num(y2)} '
-        f'{_num(x2)},{_num(y2)}" fill="none" stroke="{EDGE}" stroke-width="1.5"{dash} '
-        f'marker-end="url(#wm-arrow)"><title>{_t(a.label)} → {_t(b.label)}: '
-        f"{_t(edge.title)}</title></path>"
+        f'<path class="edge" data-source={attr(edge.source)} data-target={attr(edge.target)} '
+        f'd="M{num(x1)},{num(y1)} C{num(x1 + bend)},{num(y1)} {num(x2 - bend)},{num(y2)} '
+        f'{num(x2)},{num(y2)}" fill="none" stroke="{EDGE}" stroke-width="1.5"{dash} '
+        f'marker-end="url(#wm-arrow)"><title>{esc(a.label)} → {esc(b.label)}: '
+        f"{esc(edge.title)}</title></path>"
     )
 
 
@@ -416,19 +414,19 @@ def _node(node):
     cx = node.x + node.width / 2
     label_y = node.y + (19 if node.counts is None else 18)
     parts = [
-        f'<g class="node {kind}{" paused" if paused else ""}" data-key={_a(node.key)} '
-        f'data-column="{node.column}"><title>{_t(node.title)}</title>',
-        f'<rect x="{_num(node.x)}" y="{_num(node.y)}" width="{_num(node.width)}" '
+        f'<g class="node {kind}{" paused" if paused else ""}" data-key={attr(node.key)} '
+        f'data-column="{node.column}"><title>{esc(node.title)}</title>',
+        f'<rect x="{num(node.x)}" y="{num(node.y)}" width="{num(node.width)}" '
         f'height="{node.height}" rx="6" fill="{fill}" stroke="{stroke}"{dash}/>',
-        f'<text class="label" x="{_num(cx)}" y="{_num(label_y)}" text-anchor="middle" '
-        f'font-size="{FONT}" font-weight="bold">{_t(node.label)}</text>',
+        f'<text class="label" x="{num(cx)}" y="{num(label_y)}" text-anchor="middle" '
+        f'font-size="{FONT}" font-weight="bold">{esc(node.label)}</text>',
     ]
     if node.counts is not None:
         parts.append(_counts(node, cx))
     parts.append("</g>")
     body = "".join(parts)
     if node.href:
-        return f"<a href={_a(node.href)}>{body}</a>"
+        return f"<a href={attr(node.href)}>{body}</a>"
     return body
 
 
@@ -442,7 +440,7 @@ def _counts(node, cx):
         else ""
     )
     return (
-        f'<text class="counts" x="{_num(cx)}" y="{_num(node.y + 35)}" text-anchor="middle" '
+        f'<text class="counts" x="{num(cx)}" y="{num(node.y + 35)}" text-anchor="middle" '
         f'font-size="{SMALL}" fill="{MUTED}" data-processed="{c["processed"]}" '
         f'data-failed="{c["failed"]}" data-pending="{c["pending"]}">'
         f'<tspan class="processed">{c["processed"]} processed</tspan> · '

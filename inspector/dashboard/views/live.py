@@ -33,7 +33,7 @@ def recent_messages(*, filters, limit=INITIAL_ROWS):
 @require_GET
 def feed_page(request):
     filters = {key: request.GET.get(key, "") for key in ("type", "category", "status")}
-    domain = current_domain._resolve()
+    domain = current_domain.get()
     return render(
         request,
         "inspector/live.html",

@@ -8,7 +8,9 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from inspector.dashboard.drawing.sequence import build_flow, render_mermaid, render_svg
+from inspector.dashboard.drawing.mermaid import render_mermaid
+from inspector.dashboard.drawing.sequence import render_svg
+from inspector.dashboard.flows import build_flow
 from inspector.exceptions import DomainError
 from inspector.models import HandlerAttempt, HandlerRun, HandlerRunReplay, Message
 from inspector.services import handler_run_replay

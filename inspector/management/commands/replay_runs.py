@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = "Send failed or dead handler runs back to the queue."
 
     def add_arguments(self, parser):
-        parser.add_argument("--handler", help="Handler name, e.g. bookshelf.InventoryEventHandler")
+        parser.add_argument("--handler", help="Handler name, e.g. warehouse.InventoryEventHandler")
         parser.add_argument(
             "--status", choices=[RunStatus.FAILED, RunStatus.DEAD], help="Default: both."
         )

@@ -1,0 +1,39 @@
+"""How the runtime names message types and handlers, and the short names people read.
+
+A message type is `f"{domain}.{Class}.v{version}"` and a handler `f"{domain}.{Class}"`
+(`inspector.runtime.domain` names them with `message_type` and `handler_name`). Every layer
+above the runtime, the admin and a host project shorten them with `short_type` and
+`short_handler`, so a name is cut one way wherever it is shown.
+"""
+
+
+def message_type(domain_name, class_name, version):
+    """The stored type of a message class: `warehouse.OrderShipped.v1`."""
+    return f"{domain_name}.{class_name}.v{version}"
+
+
+def handler_name(domain_name, class_name):
+    """The name of a handler class: `warehouse.InventoryEventHandler`."""
+    return f"{domain_name}.{class_name}"
+
+
+def short_type(type_name, *, whole=False):
+    """`warehouse.OrderShipped.v1` → `OrderShipped`: the part before the version.
+
+    A name of fewer than three dotted parts is not one the runtime made: its last part
+    (`a.Thing` → `Thing`), or with `whole` the name as it is (the admin's run list and the
+    aggregate history keep such names whole).
+    """
+    text = str(type_name)
+    parts = text.split(".")
+    if len(parts) >= 3:
+        return parts[-2]
+    return text if whole else parts[-1]
+
+
+def short_handler(name):
+    """`warehouse.InventoryEventHandler` → `InventoryEventHandler`: the last dotted part.
+
+    An error type (`module.Class`, as a failed run records it) is shortened the same way.
+    """
+    return str(name).rsplit(".", 1)[-1]

@@ -1,0 +1,135 @@
+"""The event store: gapless stream positions, global order, optimistic concurrency."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from inspector.exceptions import ConcurrencyError
+from inspector.models import HandlerRun, Message
+from inspector.runtime import store
+from inspector.runtime.unit_of_work import unit_of_work
+from tests.warehouse.commands import ConfirmOrder, PlaceOrder
+from tests.warehouse.events import StockAdjusted
+from tests.warehouse.models import Order
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def in_thread(fn):
+    """Run fn on another thread, hence another database connection; return what it returned."""
+    result = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # handed back to the test
+            result["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+def adjusted(n):
+    return StockAdjusted(book_id="b", title="t", amount=n, in_stock=n)
+
+
+def test_positions_are_gapless_per_stream_and_global_positions_follow_commits(domain, add_book):
+    books = [add_book(title=f"Book {n}") for n in range(3)]
+    order_id = domain.process(
+        PlaceOrder(customer_name="Alice", items=[{"book_id": str(books[0].id), "quantity": 1}])
+    )
+    domain.process(ConfirmOrder(order_id=order_id))
+
+    rows = list(Message.objects.order_by("global_position"))
+    assert [m.global_position for m in rows] == list(range(len(rows)))
+    by_stream = {}
+    for row in rows:
+        by_stream.setdefault(row.stream, []).append(row.position)
+    for positions in by_stream.values():
+        assert positions == list(range(len(positions)))
+    order_stream = Order.objects.get(pk=order_id).stream
+    assert [m.type for m in store.read_stream(order_stream)] == [
+        "warehouse.OrderPlaced.v1",
+        "warehouse.OrderConfirmed.v1",
+    ]
+    assert store.last_message(order_stream).position == 1
+    assert [m.category for m in store.read_category("warehouse::book")] == ["warehouse::book"] * 3
+    assert [m.global_position for m in store.read_all(after_global_position=2)] == list(
+        range(3, len(rows))
+    )
+
+
+def test_stale_expected_version_from_a_second_connection_writes_nothing(domain):
+    stream = "warehouse::inventory-abc"
+    with unit_of_work(domain) as uow:
+        uow.append(adjusted(1), stream=stream, expected_version=-1)
+    seen = store.last_message(stream).position  # this connection saw position 0
+
+    def other_writer():
+        with unit_of_work(domain) as uow:
+            uow.append(adjusted(2), stream=stream, expected_version=0)
+
+    in_thread(other_writer)
+    before = Message.objects.count()
+    with pytest.raises(ConcurrencyError), unit_of_work(domain) as uow:
+        uow.append(adjusted(3), stream=stream, expected_version=seen)
+        uow.append(adjusted(4), stream="warehouse::inventory-other")
+    assert Message.objects.count() == before
+    assert [m.data["amount"] for m in store.read_stream(stream)] == [1, 2]
+
+
+def test_two_connections_shipping_the_same_order_one_wins(domain, add_book):
+    book = add_book()
+    order_id = domain.process(
+        PlaceOrder(customer_name="Alice", items=[{"book_id": str(book.id), "quantity": 3}])
+    )
+    domain.process(ConfirmOrder(order_id=order_id))
+    barrier = threading.Barrier(2, timeout=20)
+    outcomes = []
+
+    def ship():
+        repository = domain.repository_for(Order)
+        order = repository.get(order_id)
+        order.ship_order()
+        barrier.wait()  # both have loaded and changed the same version
+        try:
+            repository.add(order)
+            outcomes.append("shipped")
+        except ConcurrencyError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=lambda: (ship(), connection.close())) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sorted(outcomes) == ["conflict", "shipped"]
+    assert Message.objects.filter(type="warehouse.OrderShipped.v1").count() == 1
+    inventory_runs = HandlerRun.objects.filter(handler="warehouse.InventoryEventHandler")
+    assert [r.status for r in inventory_runs] == ["succeeded"]
+    book.inventory.refresh_from_db()
+    assert book.inventory.in_stock == 7  # stock dropped once
+
+
+def test_repository_add_with_a_stale_aggregate_raises_and_writes_nothing(domain, add_book):
+    book = add_book()
+    order_id = domain.process(
+        PlaceOrder(customer_name="Alice", items=[{"book_id": str(book.id), "quantity": 1}])
+    )
+    repository = domain.repository_for(Order)
+    stale = repository.get(order_id)
+    domain.process(ConfirmOrder(order_id=order_id))
+    before = Message.objects.count()
+    stale.confirm_order()
+    with pytest.raises(ConcurrencyError):
+        repository.add(stale)
+    assert Message.objects.count() == before
+    assert Order.objects.get(pk=order_id).version == 2

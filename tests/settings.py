@@ -1,0 +1,160 @@
+"""Settings for the inspector's own tests, on a domain of their own: the warehouse.
+
+`pytest tests/inspector tests/test_install.py --ds=tests.settings`. The database is chosen as
+the demo project chooses it: DATABASE_URL (PostgreSQL), else the embedded SQLite file; the
+worker and shell processes the tests start read the same variables."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+DEBUG = False
+SECRET_KEY = "inspector-tests-only-insecure-secret-key"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "inspector",
+    "tests.warehouse",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "tests.urls"
+ASGI_APPLICATION = "tests.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,  # the inspector's own templates, its layout included
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# As in the demo project: PostgreSQL from DATABASE_URL (parameters bound on the server, hot
+# statements prepared, a pool per process), else an SQLite file in WAL mode whose IMMEDIATE
+# transactions take the write lock up front (writers queue instead of failing).
+# Not the demo's db.sqlite3: `manage.py` on these settings never touches the demo's data.
+_SQLITE_FILE = os.environ.get("INSPECTOR_SQLITE_PATH", str(BASE_DIR / "db.sqlite3-warehouse"))
+if os.environ.get("DATABASE_URL"):
+    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=0)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            {"server_side_binding": True}
+            | ({"prepare_threshold": 5} if env_bool("INSPECTOR_PG_PREPARE", True) else {})
+            | (
+                {"pool": {"min_size": 2, "max_size": 20}}
+                if env_bool("INSPECTOR_PG_POOL", True)
+                else {}
+            )
+        )
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "inspector.contrib.sqlite",  # writers queue instead of sleeping
+            "NAME": _SQLITE_FILE,
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;"
+                    "PRAGMA cache_size=-65536;"  # 64 MB of pages per connection, not 2
+                ),
+            },
+            # One test database file per test process, so parallel runs never share one.
+            "TEST": {
+                "NAME": os.path.join(tempfile.gettempdir(), f"inspector-test-{os.getpid()}.sqlite3")
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The in-memory layer. A process a test starts may ask for Redis (INSPECTOR_REDIS_CHANNELS=1
+# with REDIS_URL, as tests/inspector/dashboard/test_feed.py does); the test switches its own
+# process over with override_settings.
+REDIS_URL = os.environ.get("REDIS_URL")
+if REDIS_URL and env_bool("INSPECTOR_REDIS_CHANNELS", False):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+EMAIL_BACKEND = os.environ.get(
+    "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = "orders@warehouse.local"
+
+INSPECTOR = {
+    "domain": "tests.warehouse.domain.domain",
+    "event_processing": os.environ.get("INSPECTOR_EVENT_PROCESSING", "sync"),
+    "command_processing": os.environ.get("INSPECTOR_COMMAND_PROCESSING", "sync"),
+    # No worker thread in the test process.
+    "embedded_worker": env_bool("INSPECTOR_EMBEDDED_WORKER", False),
+    "retries": int(os.environ.get("INSPECTOR_RETRIES", "3")),
+    "backoff_base": float(os.environ.get("INSPECTOR_BACKOFF_BASE", "1.0")),
+    "backoff_cap": float(os.environ.get("INSPECTOR_BACKOFF_CAP", "300")),
+    "metrics_token": os.environ.get("INSPECTOR_METRICS_TOKEN"),
+    "feed_poll_interval": float(os.environ.get("INSPECTOR_FEED_POLL_INTERVAL", "0.05")),
+    "feed_buffer": int(os.environ.get("INSPECTOR_FEED_BUFFER", "1000")),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"inspector": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+}
+
+# The warehouse's mail gateway refuses every send while this is on (tests switch it).
+WAREHOUSE_MAIL_GATEWAY_DOWN = False
