@@ -6,14 +6,10 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from inspector import conf
+from inspector.conf import env_bool
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_bool(name, default=False):
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
@@ -71,41 +67,23 @@ TEMPLATES = [
     },
 ]
 
-# The embedded default is an SQLite file in WAL mode; IMMEDIATE transactions take the write
-# lock up front, so concurrent writers queue on busy_timeout instead of failing mid-way.
+# PostgreSQL from DATABASE_URL, with the options Inspector recommends (INSPECTOR_PG_PREPARE=0
+# behind a transaction-pooling proxy such as PgBouncer; INSPECTOR_PG_POOL=0 to connect per
+# request); else the embedded default, an SQLite file in WAL mode.
 _SQLITE_FILE = os.environ.get("INSPECTOR_SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=0)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # Parameters bound on the server, and statements run often prepared once per
-        # connection: PostgreSQL then skips parsing and planning the hot path's statements.
-        # Set INSPECTOR_PG_PREPARE=0 behind a transaction-pooling proxy such as PgBouncer.
         DATABASES["default"].setdefault("OPTIONS", {}).update(
-            {"server_side_binding": True}
-            | ({"prepare_threshold": 5} if env_bool("INSPECTOR_PG_PREPARE", True) else {})
-            # A pool per process: a request or a websocket read borrows a connection instead
-            # of opening one (8 ms here), and prepared statements outlive the request.
-            | (
-                {"pool": {"min_size": 2, "max_size": 20}}
-                if env_bool("INSPECTOR_PG_POOL", True)
-                else {}
+            conf.postgresql_options(
+                prepare=env_bool("INSPECTOR_PG_PREPARE", True),
+                pool=env_bool("INSPECTOR_PG_POOL", True),
             )
         )
 else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "inspector.contrib.sqlite",  # writers queue instead of sleeping
-            "NAME": _SQLITE_FILE,
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": (
-                    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;"
-                    "PRAGMA cache_size=-65536;"  # 64 MB of pages per connection, not 2
-                ),
-            },
-            "TEST": {"NAME": os.environ.get("INSPECTOR_SQLITE_TEST_PATH", _SQLITE_FILE + "-test")},
-        }
+    DATABASES = {"default": conf.sqlite_database(_SQLITE_FILE)}
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("INSPECTOR_SQLITE_TEST_PATH", _SQLITE_FILE + "-test")
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -140,21 +118,13 @@ EMAIL_BACKEND = os.environ.get(
 )
 DEFAULT_FROM_EMAIL = "orders@bookshelf.local"
 
-INSPECTOR = {
-    "domain": "bookshelf.domain.domain",
-    "event_processing": os.environ.get("INSPECTOR_EVENT_PROCESSING", "sync"),
-    "command_processing": os.environ.get("INSPECTOR_COMMAND_PROCESSING", "sync"),
+# Every INSPECTOR_<KEY> environment variable sets that key (README, "Settings").
+INSPECTOR = conf.settings_from_environment(
+    domain="bookshelf.domain.domain",
     # One worker thread inside the web process (started by bookshelf.asgi), so async mode,
     # retries and replays work with a single command. Turn off when running run_handlers.
-    "embedded_worker": env_bool("INSPECTOR_EMBEDDED_WORKER", True),
-    "retries": int(os.environ.get("INSPECTOR_RETRIES", "3")),
-    "backoff_base": float(os.environ.get("INSPECTOR_BACKOFF_BASE", "1.0")),
-    "backoff_cap": float(os.environ.get("INSPECTOR_BACKOFF_CAP", "300")),
-    # /metrics answers a staff session, or this bearer token (for Prometheus).
-    "metrics_token": os.environ.get("INSPECTOR_METRICS_TOKEN"),
-    "feed_poll_interval": float(os.environ.get("INSPECTOR_FEED_POLL_INTERVAL", "0.05")),
-    "feed_buffer": int(os.environ.get("INSPECTOR_FEED_BUFFER", "1000")),
-}
+    embedded_worker=True,
+)
 
 LOGGING = {
     "version": 1,

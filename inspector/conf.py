@@ -2,9 +2,11 @@
 it changes (`INSPECTOR = {"domain": "shop.domain.domain"}`), or none at all; the app reads
 them here and nowhere else, on every use, so `override_settings` works in tests."""
 
+import os
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 @dataclass(frozen=True)
@@ -68,3 +70,78 @@ def configuration_errors():
         if key in configured and configured[key] not in PROCESSING_MODES:
             errors.append(f'INSPECTOR[{key!r}] must be "sync" or "async", not {configured[key]!r}.')
     return errors
+
+
+def settings_from_environment(environ=None, **defaults):
+    """An `INSPECTOR` dict from `INSPECTOR_<KEY>` environment variables (`INSPECTOR_RETRIES=5`),
+    on top of the project's own `defaults`; keys absent from both are left to Inspector's.
+
+    For a settings module: `INSPECTOR = settings_from_environment(domain="shop.domain.domain")`.
+    """
+    environ = os.environ if environ is None else environ
+    found = dict(defaults)
+    for name, spec in SETTINGS.items():
+        raw = environ.get(f"INSPECTOR_{name.upper()}")
+        if raw is not None:
+            found[name] = _parsed(name, raw, spec.default)
+    return found
+
+
+def env_bool(name, default=False, environ=None):
+    """An on/off environment variable: 1, true, yes or on (any case) is on."""
+    raw = (os.environ if environ is None else environ).get(name)
+    return default if raw is None else _truthy(raw)
+
+
+def _truthy(raw):
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _parsed(name, raw, default):
+    try:
+        if isinstance(default, bool):
+            return _truthy(raw)
+        if isinstance(default, int | float):
+            return type(default)(raw)
+    except ValueError:
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        raise ImproperlyConfigured(f"INSPECTOR_{name.upper()}={raw!r}: {name} is {kind}") from None
+    return raw
+
+
+# Recommended DATABASES entries ------------------------------------------------------------
+
+# WAL lets readers run beside the writer; NORMAL is durable at every commit in WAL mode
+# except across a power cut; 64 MB of page cache per connection instead of 2.
+SQLITE_INIT_COMMAND = (
+    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;"
+    "PRAGMA cache_size=-65536;"
+)
+
+
+def sqlite_database(path, *, timeout=30):
+    """A `DATABASES` entry for an SQLite file as Inspector runs best on it: its backend, whose
+    writers queue for the write lock (and checkpoint the log off the request path), and
+    IMMEDIATE transactions, which take that lock up front instead of failing mid-way."""
+    return {
+        "ENGINE": "inspector.contrib.sqlite",
+        "NAME": str(path),
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": timeout,
+            "init_command": SQLITE_INIT_COMMAND,
+        },
+    }
+
+
+def postgresql_options(*, prepare=True, pool=True):
+    """`OPTIONS` for a PostgreSQL entry: parameters bound on the server and, with `prepare`,
+    statements run often prepared once per connection (turn it off behind a transaction-pooling
+    proxy such as PgBouncer); with `pool`, a pool per process (psycopg_pool), so a request or a
+    websocket read borrows a connection instead of opening one."""
+    options = {"server_side_binding": True}
+    if prepare:
+        options["prepare_threshold"] = 5
+    if pool:
+        options["pool"] = {"min_size": 2, "max_size": 20}
+    return options

@@ -10,14 +10,10 @@ from pathlib import Path
 
 import dj_database_url
 
+from inspector import conf
+from inspector.conf import env_bool
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_bool(name, default=False):
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 DEBUG = False
@@ -67,41 +63,24 @@ TEMPLATES = [
     },
 ]
 
-# As in the demo project: PostgreSQL from DATABASE_URL (parameters bound on the server, hot
-# statements prepared, a pool per process), else an SQLite file in WAL mode whose IMMEDIATE
-# transactions take the write lock up front (writers queue instead of failing).
-# Not the demo's db.sqlite3: `manage.py` on these settings never touches the demo's data.
+# As in the demo project: PostgreSQL from DATABASE_URL with the options Inspector recommends,
+# else an SQLite file; not the demo's db.sqlite3, so `manage.py` on these settings never
+# touches the demo's data.
 _SQLITE_FILE = os.environ.get("INSPECTOR_SQLITE_PATH", str(BASE_DIR / "db.sqlite3-warehouse"))
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=0)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("OPTIONS", {}).update(
-            {"server_side_binding": True}
-            | ({"prepare_threshold": 5} if env_bool("INSPECTOR_PG_PREPARE", True) else {})
-            | (
-                {"pool": {"min_size": 2, "max_size": 20}}
-                if env_bool("INSPECTOR_PG_POOL", True)
-                else {}
+            conf.postgresql_options(
+                prepare=env_bool("INSPECTOR_PG_PREPARE", True),
+                pool=env_bool("INSPECTOR_PG_POOL", True),
             )
         )
 else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "inspector.contrib.sqlite",  # writers queue instead of sleeping
-            "NAME": _SQLITE_FILE,
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": (
-                    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;"
-                    "PRAGMA cache_size=-65536;"  # 64 MB of pages per connection, not 2
-                ),
-            },
-            # One test database file per test process, so parallel runs never share one.
-            "TEST": {
-                "NAME": os.path.join(tempfile.gettempdir(), f"inspector-test-{os.getpid()}.sqlite3")
-            },
-        }
+    DATABASES = {"default": conf.sqlite_database(_SQLITE_FILE)}
+    # One test database file per test process, so parallel runs never share one.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"inspector-test-{os.getpid()}.sqlite3")
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -134,19 +113,9 @@ EMAIL_BACKEND = os.environ.get(
 )
 DEFAULT_FROM_EMAIL = "orders@warehouse.local"
 
-INSPECTOR = {
-    "domain": "tests.warehouse.domain.domain",
-    "event_processing": os.environ.get("INSPECTOR_EVENT_PROCESSING", "sync"),
-    "command_processing": os.environ.get("INSPECTOR_COMMAND_PROCESSING", "sync"),
-    # No worker thread in the test process.
-    "embedded_worker": env_bool("INSPECTOR_EMBEDDED_WORKER", False),
-    "retries": int(os.environ.get("INSPECTOR_RETRIES", "3")),
-    "backoff_base": float(os.environ.get("INSPECTOR_BACKOFF_BASE", "1.0")),
-    "backoff_cap": float(os.environ.get("INSPECTOR_BACKOFF_CAP", "300")),
-    "metrics_token": os.environ.get("INSPECTOR_METRICS_TOKEN"),
-    "feed_poll_interval": float(os.environ.get("INSPECTOR_FEED_POLL_INTERVAL", "0.05")),
-    "feed_buffer": int(os.environ.get("INSPECTOR_FEED_BUFFER", "1000")),
-}
+# INSPECTOR_<KEY> environment variables set keys, as for the demo (a worker process a test
+# starts gets INSPECTOR_EVENT_PROCESSING=async, say); no worker thread in the test process.
+INSPECTOR = conf.settings_from_environment(domain="tests.warehouse.domain.domain")
 
 LOGGING = {
     "version": 1,

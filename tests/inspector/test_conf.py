@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
@@ -69,3 +70,40 @@ def test_the_readme_lists_every_setting_with_its_default():
         for name, s in conf.SETTINGS.items()
     }
     assert rows == expected
+
+
+def test_settings_come_from_inspector_environment_variables_over_the_project_defaults():
+    environ = {
+        "INSPECTOR_RETRIES": "5",
+        "INSPECTOR_BACKOFF_CAP": "2.5",
+        "INSPECTOR_EMBEDDED_WORKER": "off",
+        "INSPECTOR_EVENT_PROCESSING": "async",
+        "INSPECTOR_METRICS_TOKEN": "s3cret",
+        "INSPECTOR_UNRELATED": "ignored",
+    }
+    found = conf.settings_from_environment(
+        environ, domain="shop.domain.domain", embedded_worker=True
+    )
+    assert found == {
+        "domain": "shop.domain.domain",
+        "retries": 5,
+        "backoff_cap": 2.5,
+        "embedded_worker": False,
+        "event_processing": "async",
+        "metrics_token": "s3cret",
+    }
+    assert conf.settings_from_environment({}, embedded_worker=True) == {"embedded_worker": True}
+
+
+def test_a_malformed_environment_variable_names_itself():
+    message = "INSPECTOR_RETRIES='many': retries is a whole number"
+    with pytest.raises(ImproperlyConfigured, match=message):
+        conf.settings_from_environment({"INSPECTOR_RETRIES": "many"})
+
+
+def test_the_recommended_sqlite_database_uses_the_queueing_backend_in_wal_mode(tmp_path):
+    entry = conf.sqlite_database(tmp_path / "app.sqlite3")
+    assert entry["ENGINE"] == "inspector.contrib.sqlite"
+    assert entry["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;" in entry["OPTIONS"]["init_command"]
+    assert conf.postgresql_options(prepare=False, pool=False) == {"server_side_binding": True}
