@@ -589,7 +589,7 @@ class _Builder:
 
 
 def _aggregate_label(category):
-    """`bookshelf::order_line` → `OrderLine`."""
+    """`warehouse::order_line` → `OrderLine`."""
     tail = str(category).rsplit("::", 1)[-1]
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[_\s]+", tail) if part)
 

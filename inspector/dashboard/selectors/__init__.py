@@ -1,6 +1,6 @@
 """Read queries behind the inspector's streams, handlers, map, search and metrics pages.
 
-One module per page: `streams`, `handlers` (the handlers page and the workflow map),
+One module per page: `live`, `streams`, `handlers` (the handlers page and the workflow map),
 `search` and `metrics`; `paging` holds the keyset page they share. Every list is
 keyset-paginated (by stream name, position or global position), never by OFFSET, and every
 page reads a fixed number of queries however much history there is.
@@ -24,6 +24,7 @@ from inspector.dashboard.selectors.handlers import (
     recent_runs,
     throughput,
 )
+from inspector.dashboard.selectors.live import FeedChoices, feed_choices, recent_messages
 from inspector.dashboard.selectors.metrics import (
     DURATION_BUCKETS,
     MetricsSnapshot,
@@ -52,6 +53,7 @@ PAGE_SIZE = 50  # rows per page of every list; read on each call (paging.page_li
 
 __all__ = [
     "DURATION_BUCKETS",
+    "FeedChoices",
     "HISTORY_PREFIX_LIMIT",
     "PAGE_SIZE",
     "RECENT_RUNS",
@@ -68,6 +70,7 @@ __all__ = [
     "aggregate_for_category",
     "aggregate_history",
     "category_list",
+    "feed_choices",
     "handler_known",
     "handler_run_counts",
     "handler_stats_list",
@@ -78,6 +81,7 @@ __all__ = [
     "metrics_snapshot",
     "paused_handlers",
     "percentile",
+    "recent_messages",
     "recent_runs",
     "stream_list",
     "stream_message_list",
