@@ -8,13 +8,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from inspector import Domain, conf
-from inspector.runtime.domain import _all_domains
+from inspector import conf, handle
+from tests.warehouse.events import OrderShipped
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_a_project_without_an_inspector_setting_runs_on_the_defaults(settings):
+def test_a_project_without_an_inspector_setting_runs_on_the_defaults(settings, extra_handlers):
     del settings.INSPECTOR
     assert {name: conf.setting(name) for name in conf.SETTINGS} == {
         "domain": None,
@@ -28,15 +28,14 @@ def test_a_project_without_an_inspector_setting_runs_on_the_defaults(settings):
         "feed_poll_interval": 0.05,
         "feed_buffer": 1000,
     }
-    domain = Domain("defaults")
-    _all_domains.remove(domain)  # a throwaway: current_domain must not see it
 
-    @domain.event_handler(stream_category="defaults::thing")
     class Handler:
-        pass
+        @handle(OrderShipped)
+        def on_shipped(self, event):
+            pass
 
-    assert domain.config == {"event_processing": "sync", "command_processing": "sync"}
-    assert (Handler._spec.retries, Handler._spec.backoff_base) == (3, 1.0)
+    spec = extra_handlers(Handler, stream_category="warehouse::order")._spec
+    assert (spec.retries, spec.backoff_base, spec.backoff_cap) == (3, 1.0, 300.0)
 
 
 def test_a_key_the_project_sets_wins_over_its_default(settings):
