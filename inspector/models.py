@@ -155,10 +155,6 @@ class HandlerRun(models.Model):
     def __str__(self):
         return f"{self.handler} ← {self.message_type} ({self.status})"
 
-    @property
-    def duration_ms(self):
-        return None if self.duration_us is None else self.duration_us / 1000
-
 
 class HandlerAttempt(models.Model):
     """A failed attempt of a handler run, kept with its error after the run moves on."""

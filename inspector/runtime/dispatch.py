@@ -212,7 +212,7 @@ class Dispatcher:
                 raise ClaimLost(run.pk)
             run.status = RunStatus.SUCCEEDED
             run.duration_us = duration_us
-            uow.changed_run_ids.append(run.pk)
+            signals.announce_after_commit(run_ids=[run.pk])
 
         try:
             with caused_by(cause), unit_of_work(self.domain, finalize=finish):

@@ -61,8 +61,6 @@ class UnitOfWork:
         self.entries = []
         self.explicit_runs = []  # runs recorded by the caller, e.g. a sync command handler's
         self.created_runs = []
-        self.appended = []  # the stored rows, announced after the commit
-        self.changed_run_ids = []  # runs written without new messages, announced likewise
         self.root_cause = None
 
     def cause(self):
@@ -99,7 +97,7 @@ class UnitOfWork:
     def flush(self):
         """Append the messages and create their handler runs (the outbox) in this transaction."""
         entries, self.entries = self.entries, []
-        self.appended.extend(store.append(entries))
+        store.append(entries)
         for run in self.explicit_runs:
             row = run._entry.row
             run.message_type, run.stream = row.type, row.stream
@@ -136,7 +134,7 @@ def unit_of_work(domain, *, finalize=None):
                 # Before the commit: on-commit dispatch must open units of work of its own.
                 _current_uow.reset(token)
                 reset = True
-            signals.announce_after_commit(messages=uow.appended, run_ids=uow.changed_run_ids)
+            signals.announce_after_commit(messages=[entry.row for entry in flushed])
             runs = uow.created_runs
             if runs:
                 transaction.on_commit(lambda: domain.dispatcher.after_commit(runs))

@@ -48,15 +48,13 @@ class Waiter:
         self._listener = None
         self._seen = _local_wakeups[0]
         self._database = database()
-        self._watch_commits = self._database.watches_commits
         self._commit_marker = None  # read at the first wait, which then looks once more
-        self._wants_listener = self._database.listens
         self._listen()
 
     def _listen(self):
         """Open the LISTEN connection (PostgreSQL); False, after logging why, when it cannot
         be opened now: the waiter polls meanwhile and tries again at its next wait."""
-        if not self._wants_listener:
+        if not self._database.listens:
             return False
         try:
             self._listener = self._database.listen(connection)
@@ -72,7 +70,7 @@ class Waiter:
         return self._listener is not None
 
     def wait(self):
-        if self._listener is None and self._wants_listener and self._listen():
+        if self._listener is None and self._database.listens and self._listen():
             return  # back after a lost connection: look once for what was announced meanwhile
         if self._listener is None:
             self._wait_without_listener()
@@ -95,14 +93,14 @@ class Waiter:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            step = min(left, COMMIT_WATCH_SECONDS) if self._watch_commits else left
+            step = min(left, COMMIT_WATCH_SECONDS) if self._database.watches_commits else left
             with _local:
                 if _local.wait_for(lambda: _local_wakeups[0] != self._seen, step):
                     self._seen = _local_wakeups[0]
                     return
 
     def _committed_elsewhere(self):
-        if not self._watch_commits:
+        if not self._database.watches_commits:
             return False
         try:
             with connection.cursor() as cursor:

@@ -67,6 +67,7 @@ class Worker:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._in_progress = set()
+        self._claims = claim_for(self)  # this database's SQL for leasing and renewing
 
     # Claiming ------------------------------------------------------------------------------
 
@@ -101,9 +102,8 @@ class Worker:
         to choose. Returns the leased runs and how many runs were chosen for the attempt."""
         adapt = HandlerRun._meta.get_field("lease_expires_at").get_db_prep_value
         at, expires = adapt(now, connection), adapt(now + self.lease, connection)
-        claim = claim_for(self)
         for window in CLAIM_WINDOWS:
-            runs, chosen, in_window = claim.lease(at, expires, limit, window)
+            runs, chosen, in_window = self._claims.lease(at, expires, limit, window)
             if chosen or window is None or in_window < window:
                 return runs, chosen
         return [], 0
@@ -130,7 +130,7 @@ class Worker:
             ids = list(self._in_progress)
         if not ids:
             return
-        claim_for(self).renew(ids, timezone.now() + self.lease)
+        self._claims.renew(ids, timezone.now() + self.lease)
 
     # Executing -----------------------------------------------------------------------------
 

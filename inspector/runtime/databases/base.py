@@ -35,7 +35,8 @@ class Database:
         raise NotImplementedError
 
     def notify_workers(self, cursor):
-        """Wake waiting workers in every process when the current transaction commits."""
+        """Wake waiting workers in every process when the current transaction commits
+        (databases that `listen`; the others' workers are woken in-process or watch commits)."""
         raise NotImplementedError
 
     def listen(self, connection):

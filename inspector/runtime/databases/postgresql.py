@@ -12,7 +12,6 @@ from inspector.runtime.databases.base import (
 class PostgreSQL(Database):
     vendor = "postgresql"
     listens = True
-    worker_poll_interval = 1.0
     # PostgreSQL can misjudge how rare a payload match is and walk the whole global-position
     # index backwards; ordering on an expression leaves it the GIN index.
     orders_payload_scan_by_expression = True

@@ -17,10 +17,6 @@ class SQLite(Database):
         (last,) = cursor.fetchone()
         return (-1 if last is None else last) + 1
 
-    def notify_workers(self, cursor):
-        """No cross-process notifications: workers in this process are woken at the commit
-        (`wakeup.notify_workers`), the others watch `commit_marker`."""
-
     def commit_marker(self, cursor):
         cursor.execute("PRAGMA data_version")  # changes when another connection commits
         return cursor.fetchone()[0]
