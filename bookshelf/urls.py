@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 from bookshelf import views
@@ -43,5 +42,3 @@ urlpatterns = [
     path("", include("inspector.ops_urls")),
     path("", include(shop)),
 ]
-# Static files (htmx, the stylesheet) under daphne in DEBUG; empty when DEBUG is off.
-urlpatterns += staticfiles_urlpatterns()
