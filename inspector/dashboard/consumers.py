@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import heapq
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -13,13 +14,20 @@ from inspector.dashboard import feed
 FORBIDDEN = 4403
 HELLO_WAIT = 1.0  # seconds a client has to say where it left off before it gets "live from now"
 CATCH_UP_LIMIT = 2000
+KEPT_ROWS = 500  # rows a client keeps unless it says otherwise (live.js trims to its MAX_ROWS)
+KEPT_ROWS_LIMIT = 5000  # the most rows the consumer follows for one client
 
 
 class FeedConsumer(AsyncJsonWebsocketConsumer):
     """Streams new messages and run state changes as htmx out-of-band fragments.
 
-    The client sends {"action": "hello", "since": <last global position>, filters...} when
+    The client sends {"action": "hello", "since": <last global position>, "rows": [the
+    global positions of the rows it shows], "keep": <how many rows it keeps>, filters...} when
     it opens (and on every reconnect), then "filter", "pause" and "resume" messages.
+
+    A run's badge is sent only while its message's row is on the client's page (htmx logs an
+    error for an out-of-band swap whose target is missing): the rows it said it had, plus the
+    rows sent since, the newest `keep` of them, as the client trims its table.
     """
 
     async def connect(self):
@@ -35,6 +43,9 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
         self.queue = asyncio.Queue(maxsize=conf.setting("feed_buffer"))
         self.started = asyncio.Event()
         self.since = None
+        self.rows = set()  # global positions of the message rows the client shows
+        self.rows_oldest_first = []  # the same positions, a heap
+        self.keep = KEPT_ROWS
         self.hub = feed.hub_for_this_loop()
         self.hub_position = await self.hub.register(self)
         self.sender = asyncio.create_task(self._send_loop())
@@ -56,6 +67,7 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
                 self.since = int(since) if since not in (None, "") else None
             except (TypeError, ValueError):
                 self.since = None
+            self._hold_rows(content.get("rows"), content.get("keep"))
             self.started.set()
         elif action == "pause":
             self.paused = True
@@ -76,6 +88,26 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
                 self._drain_queue()
                 self._nudge()
                 return
+
+    def _hold_rows(self, rows, keep):
+        """Start from the rows the client says it shows (junk is ignored, not trusted)."""
+        self.keep = KEPT_ROWS
+        if isinstance(keep, int) and not isinstance(keep, bool) and keep >= 0:
+            self.keep = min(keep, KEPT_ROWS_LIMIT)
+        self.rows, self.rows_oldest_first = set(), []
+        if isinstance(rows, list):
+            for position in rows[:KEPT_ROWS_LIMIT]:
+                if isinstance(position, int) and not isinstance(position, bool):
+                    self._hold(position)
+
+    def _hold(self, position):
+        """The client shows this row now; beyond `keep` it drops the oldest, and so do we."""
+        if position in self.rows:
+            return
+        self.rows.add(position)
+        heapq.heappush(self.rows_oldest_first, position)
+        while len(self.rows) > self.keep:
+            self.rows.discard(heapq.heappop(self.rows_oldest_first))
 
     def _nudge(self):
         with contextlib.suppress(asyncio.QueueFull):
@@ -115,8 +147,9 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
             await self._send_items(batch)
 
     async def _catch_up(self):
-        """Send what the client missed after its cursor, from the store, in order."""
-        while True:
+        """Send what the client missed after its cursor, from the store, in order (a paused
+        client gets it when it resumes)."""
+        while not self.paused:
             items, _ = await sync_to_async(feed.message_items)(after=self.cursor)
             if not items:
                 return
@@ -127,11 +160,16 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
     async def _send_items(self, items):
         html = []
         for item in items:
+            if self.paused:
+                break
             if item.kind == "message":
                 if item.global_position <= self.cursor:
                     continue  # already sent (catch-up and live overlap)
                 self.cursor = item.global_position
-            if not self.paused and item.matches(self.filters):
+                if item.matches(self.filters):
+                    html.append(item.html)
+                    self._hold(item.global_position)
+            elif item.global_position in self.rows:  # a run's badge, in its message's row
                 html.append(item.html)
         if html:
             await self.send(text_data="".join(html))

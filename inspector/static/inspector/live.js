@@ -1,18 +1,16 @@
-// Live feed glue for the htmx ws extension: say where we left off, pause/resume, keep the
-// table to a bounded number of rows.
+// Live feed glue for the htmx ws extension: say where we left off and which rows we show (the
+// server sends a run's badge only while its row is here), pause/resume, keep the table to a
+// bounded number of rows.
 (function () {
   "use strict";
   const MAX_ROWS = 500;
   let socket = null;
   let paused = false;
 
-  function lastPosition() {
-    let last = null;
-    document.querySelectorAll("#feed-rows [data-position]").forEach(function (row) {
-      const position = Number(row.dataset.position);
-      if (last === null || position > last) last = position;
+  function rowPositions() {
+    return Array.from(document.querySelectorAll("#feed-rows > .feed-row[data-position]"), function (row) {
+      return Number(row.dataset.position);
     });
-    return last;
   }
 
   function filters() {
@@ -22,7 +20,9 @@
 
   document.addEventListener("htmx:wsOpen", function (event) {
     socket = event.detail.socketWrapper;
-    const hello = Object.assign(filters(), { action: "hello", since: lastPosition() });
+    const rows = rowPositions();
+    const since = rows.length ? Math.max.apply(null, rows) : null;
+    const hello = Object.assign(filters(), { action: "hello", since: since, rows: rows, keep: MAX_ROWS });
     socket.sendImmediately(JSON.stringify(hello), event.target);
     if (paused) socket.sendImmediately(JSON.stringify({ action: "pause" }), event.target);
   });

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import override_settings
 
-from inspector.models import Message
+from inspector.models import HandlerRun, Message
 from inspector.runtime.unit_of_work import unit_of_work
 from inspector.workers.worker import Worker
 from tests.asgi import application
@@ -267,3 +267,87 @@ def test_writes_from_another_process_are_carried_by_redis_between_processes(staf
         html, elapsed = async_to_sync(scenario)()
     assert "AddBook" in html
     assert elapsed < 30
+
+
+def _badges(html):
+    """The run ids whose badges `html` swaps in place (out of band), not those inside rows."""
+    return set(re.findall(r'<a id="run-([0-9a-f-]+)" hx-swap-oob="outerHTML"', html))
+
+
+def _run_ids(position):
+    return {
+        str(run_id)
+        for run_id in HandlerRun.objects.filter(global_position=position).values_list(
+            "id", flat=True
+        )
+    }
+
+
+def test_run_badges_come_only_for_the_rows_the_client_shows(staff, domain):
+    """A badge for a row that is not on the page is an htmx error in the browser console."""
+    domain.config["event_processing"] = "async"
+    append_pings(domain, 2)  # two rows, their runs pending; the page shows only the first
+    shown, hidden = Message.objects.order_by("global_position").values_list(
+        "global_position", flat=True
+    )
+
+    async def scenario():
+        ws = communicator(staff)
+        await ws.connect()
+        await ws.send_json_to({"action": "hello", "since": hidden, "rows": [shown], "keep": 500})
+        await receive_until(ws, lambda t: "feed-status" in t)
+        thread = run_in_thread(lambda: Worker(worker_id="feed-test").drain())
+        html = await receive_until(ws, lambda t: len(_badges(t)) >= 2 and "succeeded" in t)
+        thread.join()
+        html += await drain_frames(ws)
+        await ws.disconnect()
+        return html
+
+    html = async_to_sync(scenario)()
+    assert _badges(html) == _run_ids(shown)
+    assert HandlerRun.objects.filter(global_position=hidden, status="succeeded").count() == 2
+
+
+def test_rows_the_client_trimmed_get_no_more_badges(staff, domain):
+    """The client keeps its newest `keep` rows; a row pushed out by a new one is gone."""
+    domain.config["event_processing"] = "async"
+    append_pings(domain, 1)
+    old = Message.objects.get().global_position
+
+    async def scenario():
+        ws = communicator(staff)
+        await ws.connect()
+        await ws.send_json_to({"action": "hello", "since": old, "rows": [old], "keep": 1})
+        await receive_until(ws, lambda t: "feed-status" in t)
+        thread = run_in_thread(lambda: append_pings(domain, 1, start=1))
+        html = await receive_until(ws, lambda t: len(positions(t)) >= 1)
+        thread.join()
+        thread = run_in_thread(lambda: Worker(worker_id="feed-test").drain())
+        html += await receive_until(ws, lambda t: len(_badges(t)) >= 2)
+        thread.join()
+        html += await drain_frames(ws)
+        await ws.disconnect()
+        return html
+
+    html = async_to_sync(scenario)()
+    (new,) = positions(html)
+    assert new > old
+    assert _badges(html) == _run_ids(new)
+    assert HandlerRun.objects.filter(global_position=old, status="succeeded").count() == 2
+
+
+def test_junk_in_the_hello_is_ignored(staff, domain):
+    async def scenario():
+        ws = communicator(staff)
+        await ws.connect()
+        await ws.send_json_to(
+            {"action": "hello", "since": None, "rows": [True, "1", None, {"x": 1}], "keep": "all"}
+        )
+        await receive_until(ws, lambda t: "feed-status" in t)
+        thread = run_in_thread(lambda: append_pings(domain, 1))
+        html = await receive_until(ws, lambda t: "data-position" in t)
+        thread.join()
+        await ws.disconnect()
+        return html
+
+    assert len(positions(async_to_sync(scenario)())) == 1
