@@ -70,6 +70,8 @@ def shown_ids(text_data):
 class ShopConsumer(AsyncWebsocketConsumer):
     """Sends logged-in shoppers the stock and status changes, whoever made them."""
 
+    channel_layer_alias = feed.NO_CHANNEL_LAYER
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:

@@ -12,14 +12,14 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from inspector.routing import websocket_urlpatterns  # noqa: E402
+from inspector.routing import unknown_websocket_path, websocket_urlpatterns  # noqa: E402
 from inspector.workers.embedded import start_embedded_worker  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(URLRouter([*websocket_urlpatterns, unknown_websocket_path]))
         ),
     }
 )

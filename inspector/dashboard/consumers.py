@@ -30,6 +30,8 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
     rows sent since, the newest `keep` of them, as the client trims its table.
     """
 
+    channel_layer_alias = feed.NO_CHANNEL_LAYER
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_active or not user.is_staff:

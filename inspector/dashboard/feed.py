@@ -6,6 +6,11 @@ saw (global positions are assigned in commit order, so nothing is skipped) and r
 in the last moments. Any process may *poke* hubs after a commit to cut the wait: hubs in the
 same process directly, hubs elsewhere through a cross-process channel layer (Redis). Without
 one (the embedded default), hubs still see other processes' writes on their next poll.
+
+Redis and the database may go away for a while (a restart, a failover): hubs and their clients
+live through it. Without Redis a hub follows the store by polling, and when Redis is back it
+joins its group again and reads the store at once, since the pokes sent meanwhile reached no
+one. Without the database a hub keeps its clients and reads again until the database is back.
 """
 
 import asyncio
@@ -27,7 +32,18 @@ from inspector import conf
 from inspector.dashboard import fragments as row_html
 from inspector.models import HandlerRun, Message
 from inspector.runtime import signals
-from inspector.runtime.connections import close_broken_connections
+from inspector.runtime.connections import (
+    Outage,
+    close_broken_connections,
+    database_outage,
+    lost_database,
+)
+
+try:  # the `redis` extra: the errors of a Redis channel layer that cannot reach its server
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError:  # pragma: no cover - no Redis layer without it
+    RedisConnectionError = RedisTimeoutError = OSError
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +52,19 @@ GROUP = "inspector-feed"
 RUN_WINDOW = 3 * signals.UPDATED_AT_LAG
 SEEN_RUNS = 20_000
 BATCH = 500
+
+# What a cross-process channel layer raises when its server is out of reach.
+LAYER_DOWN = (OSError, TimeoutError, RedisConnectionError, RedisTimeoutError)
+# Seconds between attempts to reach it again: the first soon, then at most a second apart,
+# so that live pages are current again within about a second of the server being back.
+LAYER_RETRY = (0.1, 0.2, 0.5, 1.0)
+
+redis_outage = Outage("Redis", "live pages follow the store until it is back", log=logger)
+
+# The `channel_layer_alias` of the feed's consumers: no layer, so channels gives them no
+# channel of their own. Their hub delivers everything; a consumer waiting on a Redis layer's
+# `receive` for nothing would die with Redis (channels' consumer awaits it beside the socket).
+NO_CHANNEL_LAYER = None
 
 
 @dataclass(frozen=True)
@@ -224,8 +253,9 @@ class Hub:
                 self.wake.clear()
                 try:
                     await self.tick()
-                except Exception:
-                    logger.exception("Live feed could not read the store")
+                except Exception as error:
+                    if not await sync_to_async(lost_database)(error):
+                        logger.exception("Live feed could not read the store")
                     await asyncio.sleep(self.poll_interval)
         finally:
             pokes.cancel()
@@ -243,6 +273,7 @@ class Hub:
             since=self.run_cursor,
             seen=self.seen_runs,
         )
+        database_outage.is_back()
         batch = items + runs
         if batch:
             for client in list(self.clients):
@@ -254,11 +285,28 @@ class Hub:
         if layer is None or isinstance(layer, InMemoryChannelLayer):
             return  # in-process writers wake the hub directly
         channel = await layer.new_channel()
-        await layer.group_add(GROUP, channel)
+        failures = 0
         try:
             while True:
-                await layer.receive(channel)
-                self.wake.set()
+                try:
+                    await layer.group_add(GROUP, channel)
+                    if failures:  # the pokes sent while the hub was out of the group are lost
+                        self.wake.set()
+                        failures = 0
+                    redis_outage.is_back()
+                    while True:
+                        await layer.receive(channel)
+                        self.wake.set()
+                except LAYER_DOWN as error:
+                    # The first failure is tried again at once: Redis may have cut a connection
+                    # as it restarted, and the layer opens a new one.
+                    if failures:
+                        redis_outage.went_away(error)
+                except Exception:
+                    logger.exception("Live feed could not listen for pokes; polling the store")
+                if failures:
+                    await asyncio.sleep(retry_delay(failures))
+                failures += 1
         except asyncio.CancelledError:
             pass
         finally:
@@ -310,17 +358,45 @@ class _RemotePoker:
     def _run(self):
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        failures, retry_at = 0, 0.0
         while True:
             self.wanted.wait()
             self.wanted.clear()
-            layer = get_channel_layer()
-            try:
-                loop.run_until_complete(layer.group_send(GROUP, {"type": "feed.poke"}))
-            except Exception:
-                logger.warning("Could not poke the live feed", exc_info=True)
+            # While Redis is away pokes are dropped (hubs follow the store) and it is tried
+            # again at most a second apart; hubs read the store when they are back in touch.
+            if time.monotonic() >= retry_at:
+                error = self._send(loop)
+                if error is None:
+                    redis_outage.is_back()
+                    failures = 0
+                else:
+                    redis_outage.went_away(error)
+                    failures += 1
+                    retry_at = time.monotonic() + retry_delay(failures)
             time.sleep(self.GAP)
             if not self.wanted.is_set():
                 self.idle.set()
+
+    @staticmethod
+    def _send(loop):
+        """Send one poke; the error if Redis cannot be reached. A failure is tried again at
+        once: Redis may have cut the connection as it restarted, and the layer opens another."""
+        error, layer = None, get_channel_layer()
+        for _attempt in range(2):
+            try:
+                loop.run_until_complete(layer.group_send(GROUP, {"type": "feed.poke"}))
+                return None
+            except LAYER_DOWN as exc:
+                error = exc
+            except Exception:
+                logger.warning("Could not poke the live feed", exc_info=True)  # not an outage
+                return None
+        return error
+
+
+def retry_delay(failures):
+    """Seconds before the next attempt to reach the channel layer after `failures` in a row."""
+    return LAYER_RETRY[min(failures, len(LAYER_RETRY)) - 1]
 
 
 _remote_poker = _RemotePoker()

@@ -1,7 +1,13 @@
 """Database connections of the long-lived loops: workers, their lease heartbeat, the store
-indexer and the live feed's reader."""
+indexer and the live feed's reader; and how they live through an outage of the database (or
+of Redis, for the live feed)."""
 
-from django.db import close_old_connections, connections
+import logging
+import threading
+
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
+
+logger = logging.getLogger(__name__)
 
 
 def close_broken_connections():
@@ -12,8 +18,74 @@ def close_broken_connections():
     `close_old_connections()` between batches reconnected every batch: on PostgreSQL a new
     backend and session each time (a seventh of a worker's time per run) and no statement
     ever executed often enough on one connection to be prepared; on SQLite a cold page cache.
+
+    A connection this thread held while the database went away was most likely cut by the
+    server: it is asked once whether it still works (as Django asks after an error), so that
+    the loop's next read does not fail on it after the database is back.
     """
+    outages = database_outage.count
     for conn in connections.all(initialized_only=True):
         if conn.connection is not None and not conn.in_atomic_block:
             conn.close_at = None  # no age limit for this thread's connection
+            if getattr(conn, "inspector_outages", outages) != outages:
+                conn.errors_occurred = True  # `close_old_connections` checks it is usable
+            conn.inspector_outages = outages
     close_old_connections()
+
+
+class Outage:
+    """A server this process needs that can go away for a while (the database, Redis).
+
+    Every loop that meets the outage reports it and carries on as it can; the log says once
+    that the server went away and once that it is back, without a traceback: an outage is an
+    event of the deployment, not a bug of the code.
+    """
+
+    def __init__(self, name, meanwhile, *, log=logger):
+        self.name = name
+        self.meanwhile = meanwhile  # what the process does until the server is back
+        self.log = log
+        self.down = False
+        self.count = 0  # outages met so far
+        self._lock = threading.Lock()
+
+    def went_away(self, error):
+        with self._lock:
+            if self.down:
+                return
+            self.down = True
+            self.count += 1
+        self.log.warning("%s went away (%s); %s", self.name, describe(error), self.meanwhile)
+
+    def is_back(self):
+        if not self.down:  # the common case, without the lock
+            return
+        with self._lock:
+            if not self.down:
+                return
+            self.down = False
+        self.log.info("%s is back", self.name)
+
+
+def describe(error):
+    """The error's class and the first line of its message: enough to tell refused from cut."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+database_outage = Outage("The database", "retrying until it is back")
+
+
+def lost_database(error, connection=None):
+    """Whether `error` says this thread cannot reach the database (refused, cut, restarting),
+    as opposed to a bad query or a lock timeout; its broken connection is closed, and the
+    outage reported. Call it from the thread that met the error."""
+    if not isinstance(error, (OperationalError, InterfaceError)):
+        return False
+    connection = connection or connections["default"]
+    if connection.connection is not None and connection.is_usable():
+        return False
+    if connection.connection is not None and not connection.in_atomic_block:
+        connection.close()
+    database_outage.went_away(error)
+    return True
