@@ -12,7 +12,7 @@ from bookshelf.settings import DATABASES, INSPECTOR, env_bool
 INSPECTOR = {**INSPECTOR, "embedded_worker": env_bool("INSPECTOR_EMBEDDED_WORKER", False)}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+if "sqlite" in DATABASES["default"]["ENGINE"]:  # Django's backend or inspector.contrib.sqlite
     # One test database file per test process, so parallel runs never share one.
     DATABASES["default"]["TEST"] = {
         "NAME": os.path.join(tempfile.gettempdir(), f"inspector-test-{os.getpid()}.sqlite3")
