@@ -1,13 +1,24 @@
-"""Browser fixtures: Debian's Chromium driven by Playwright, and a screenshot of every failure."""
+"""Browser fixtures: Debian's Chromium driven by Playwright against daphne (so the pages'
+websockets connect), a guard that fails a test on any console error or failed request, and a
+screenshot of every failure."""
 
+import contextlib
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 
 from tests.bookshelf.conftest import add_book, domain  # noqa: F401  (the bookshelf's fixtures)
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM_ARGS = [
@@ -27,9 +38,159 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_environment():
+    """The variables that point another process at this test's database."""
+    name = connection.settings_dict["NAME"]
+    if connection.vendor == "sqlite":
+        return {"INSPECTOR_SQLITE_PATH": str(name), "DATABASE_URL": ""}
+    return {"DATABASE_URL": os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"}
+
+
+def process_environment(**extra):
+    """The environment of a bookshelf process on the test database (daphne, a demo)."""
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="bookshelf.settings_test",
+        DJANGO_EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        **database_environment(),
+        **extra,
+    )
+    if not env["DATABASE_URL"]:
+        del env["DATABASE_URL"]
+    return env
+
+
+@contextlib.contextmanager
+def daphne(log_path, **extra_env):
+    """daphne serving the bookshelf on the test database; yields its base URL."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+            + ["bookshelf.asgi:application"],
+            cwd=ROOT,
+            env=process_environment(**extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/healthz", timeout=1)
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail("daphne did not start: " + Path(log_path).read_text())
+                    time.sleep(0.2)
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
 @pytest.fixture
-def page(request, live_server, monkeypatch):
-    """A fresh Chromium page; on failure its screenshot goes to tests/artifacts/."""
+def server_env():
+    """daphne's extra variables; a module overrides this fixture to change them. By default
+    no worker thread, like the test process: handlers run in the request (sync)."""
+    return {"INSPECTOR_EMBEDDED_WORKER": "0"}
+
+
+@pytest.fixture
+def server_url(transactional_db, tmp_path, server_env):
+    """The base URL of a daphne serving this test's database (websockets included)."""
+    with daphne(tmp_path / "daphne.log", **server_env) as url:
+        yield url
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # "console", "pageerror", "requestfailed" or "response"
+    text: str
+    url: str = ""
+    status: int | None = None
+
+    def __str__(self):
+        return f"{self.kind}: {self.text}"
+
+
+class BrowserProblems:
+    """What a clean browser console rules out, on every page of a test's browser: console
+    errors, uncaught exceptions, failed requests and responses with an error status.
+
+    A test that provokes one on purpose (a 404 page, a 422 form answer) says so first with
+    `expect(status, url_pattern)`; a missing expected one is not an error.
+    """
+
+    def __init__(self):
+        self.seen = []
+        self.expected = []
+
+    def expect(self, status, url_pattern):
+        """Allow responses with `status` for URLs matching `url_pattern` (a regex searched
+        for in the URL), and the console error Chromium logs for each."""
+        self.expected.append((status, re.compile(url_pattern)))
+
+    def watch(self, page):
+        def on_console(message):
+            if message.type == "error":
+                url = (message.location or {}).get("url", "")
+                self.seen.append(Problem("console", f"{message.text} (on {page.url})", url))
+
+        def on_response(response):
+            if response.status >= 400:
+                text = f"{response.status} for {response.request.method} {response.url}"
+                self.seen.append(Problem("response", text, response.url, response.status))
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: self.seen.append(Problem("pageerror", str(error))))
+        page.on(
+            "requestfailed",
+            lambda request: self.seen.append(
+                Problem(
+                    "requestfailed",
+                    f"{request.method} {request.url}: {request.failure}",
+                    request.url,
+                )
+            ),
+        )
+        page.on("response", on_response)
+
+    def _is_expected(self, problem):
+        for status, pattern in self.expected:
+            if not pattern.search(problem.url):
+                continue
+            if problem.status == status or (
+                problem.kind == "console" and f"status of {status}" in problem.text
+            ):
+                return True
+        return False
+
+    def unexpected(self):
+        return [problem for problem in self.seen if not self._is_expected(problem)]
+
+
+@pytest.fixture
+def browser_problems():
+    """The guard of this test's pages (see BrowserProblems); `expect()` the ones it provokes."""
+    return BrowserProblems()
+
+
+@pytest.fixture
+def browser_context(request, server_url, browser_problems, monkeypatch):
+    """A Chromium context whose every page is guarded; on failure each page's screenshot
+    goes to tests/artifacts/, and any console error or failed request fails the test."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
     from playwright.sync_api import sync_playwright
@@ -41,20 +202,34 @@ def page(request, live_server, monkeypatch):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1366, "height": 860})
         context.set_default_timeout(10_000)
-        page = context.new_page()
-        page.base_url = live_server.url
+        context.on("page", browser_problems.watch)
         try:
-            yield page
+            yield context
+            problems = browser_problems.unexpected()  # before closing: no teardown noise
         finally:
             report = getattr(request.node, "report_call", None)
             if report is not None and report.failed:
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                name = re.sub(r"[^\w.-]+", "_", request.node.nodeid)
-                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+                stem = re.sub(r"[^\w.-]+", "_", request.node.nodeid)
+                for number, page in enumerate(context.pages):
+                    page.screenshot(path=str(ARTIFACTS / f"{stem}-{number}.png"), full_page=True)
             browser.close()
             # ORM calls made while Playwright ran opened connections of their own; left open,
             # PostgreSQL refuses to drop the test database at the end of the session.
             connections.close_all()
+    if problems:
+        pytest.fail(
+            f"{len(problems)} browser problem(s):\n" + "\n".join(f"- {p}" for p in problems),
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def page(browser_context, server_url):
+    """A fresh Chromium page on daphne; `page.base_url` is the server's address."""
+    page = browser_context.new_page()
+    page.base_url = server_url
+    return page
 
 
 @pytest.fixture

@@ -1,114 +1,33 @@
 """The live inspector in a real browser against daphne (websockets and the embedded worker)."""
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-from django.db import connection, connections
 
 from bookshelf.commands import AddBook, ConfirmOrder, PlaceOrder, ShipOrder
 from inspector.models import HandlerRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
-def daphne_url(tmp_path):
-    """daphne serving the test database, with its in-process worker (no retries: runs go dead)."""
-    port = free_port()
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="bookshelf.settings_test",
-        INSPECTOR_EMBEDDED_WORKER="1",
-        INSPECTOR_RETRIES="0",
-        DJANGO_EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-    )
-    name = connection.settings_dict["NAME"]
-    if connection.vendor == "sqlite":
-        env["INSPECTOR_SQLITE_PATH"] = str(name)
-        env.pop("DATABASE_URL", None)
-    else:
-        env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
-    log = open(tmp_path / "daphne.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "bookshelf.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/admin/login/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        server.kill()
-        pytest.fail("daphne did not start: " + (tmp_path / "daphne.log").read_text())
-    yield url
-    server.terminate()
-    server.wait(10)
-    log.close()
+def server_env():
+    """daphne with its in-process worker (no retries: failing runs go dead)."""
+    return {"INSPECTOR_EMBEDDED_WORKER": "1", "INSPECTOR_RETRIES": "0"}
 
 
 @pytest.fixture
-def browser_pages(request, daphne_url, django_user_model, monkeypatch):
+def browser_pages(browser_context, server_url, django_user_model):
     """Two logged-in pages of one staff user: the dashboard and the shop."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     django_user_model.objects.create_superuser("grace", password="correct horse battery")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 860})
-        context.set_default_timeout(10_000)
-        login = context.new_page()
-        login.goto(f"{daphne_url}/admin/login/?next=/inspector/")
-        login.get_by_label("Username").fill("grace")
-        login.get_by_label("Password").fill("correct horse battery")
-        login.get_by_role("button", name="Log in").click()
-        login.wait_for_url(f"{daphne_url}/inspector/")
-        dashboard, shop = login, context.new_page()
-        try:
-            yield dashboard, shop, daphne_url
-        finally:
-            report = getattr(request.node, "report_call", None)
-            if report is not None and report.failed:
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                for label, page in (("dashboard", dashboard), ("shop", shop)):
-                    stem = re.sub(r"[^\w.-]+", "_", request.node.nodeid)
-                    page.screenshot(path=str(ARTIFACTS / f"{stem}-{label}.png"), full_page=True)
-            browser.close()
-            # ORM calls made while Playwright's loop ran used their own connection; close it
-            # here, or PostgreSQL refuses to drop the test database.
-            connections.close_all()
+    login = browser_context.new_page()
+    login.goto(f"{server_url}/admin/login/?next=/inspector/")
+    login.get_by_label("Username").fill("grace")
+    login.get_by_label("Password").fill("correct horse battery")
+    login.get_by_role("button", name="Log in").click()
+    login.wait_for_url(f"{server_url}/inspector/")
+    return login, browser_context.new_page(), server_url
 
 
 def test_an_order_placed_in_one_page_appears_live_in_the_dashboard(browser_pages, domain):
