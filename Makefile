@@ -8,7 +8,7 @@ PORT ?= 8000
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k inspector -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint bench
+.PHONY: venv run production test lint bench
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ run: venv
 	$(VPY) manage.py bookshelf_demo
 	$(VPY) manage.py ensure_local_staff
 	exec $(VENV)/bin/daphne -b $(HOST) -p $(PORT) bookshelf.asgi:application
+
+# The Procfile's production shape (daphne, workers, the store indexer; DEBUG off) on a
+# throwaway PostgreSQL and Redis; plain http://127.0.0.1:$(PORT). README, "Run in production".
+production: venv
+	PORT=$(PORT) bash scripts/run-production
 
 test: venv
 	bash scripts/test-all $(PYTEST_ARGS)
