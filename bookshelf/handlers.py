@@ -36,7 +36,8 @@ class BookCommandHandler:
 class OrderCommandHandler:
     @handle(PlaceOrder)
     def place_order(self, command: PlaceOrder):
-        books = Book.objects.in_bulk([line.book_id for line in command.items])
+        # An id that is not a UUID matches no book (reported below) instead of failing the query.
+        books = Book.objects.in_bulk({_uuid_key(line.book_id) for line in command.items} - {None})
         unknown = {
             f"items[{index}].book_id": [f"No book with id {line.book_id}."]
             for index, line in enumerate(command.items)

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -131,13 +132,14 @@ def order_action(request, order_id, action):
         context = {"order": order, "error_form": None if done else form}
         return render(request, "bookshelf/order-row.html", context, status=response_status(form))
     if done:
-        return redirect(_next_url(request, order))
+        return HttpResponseRedirect(_next_url(request, order))
     return _order_page(request, order, error_form=form, status=response_status(form))
 
 
 def _next_url(request, order):
+    """Where the page asked to go back to: a path on this site, else the order's page."""
     target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return target

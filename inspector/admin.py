@@ -43,6 +43,14 @@ def message_page_url(message_id):
     return reverse("inspector:message", args=[message_id])
 
 
+def _is_uuid(text):
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _changelist(model, **params):
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     return f"{url}?{urlencode(params)}" if params else url
@@ -510,6 +518,17 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
         )
 
     # Replay and resolve
+
+    def response_action(self, request, queryset):
+        # A selected id that is not a UUID (a tampered form) selects nothing, rather than
+        # failing the query with a 500.
+        post = request.POST.copy()
+        post.setlist(
+            ACTION_CHECKBOX_NAME,
+            [pk for pk in post.getlist(ACTION_CHECKBOX_NAME) if _is_uuid(pk)],
+        )
+        request.POST = post
+        return super().response_action(request, queryset)
 
     def has_replay_permission(self, request):
         return request.user.has_perm("inspector.replay_handlerrun")

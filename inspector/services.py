@@ -46,11 +46,15 @@ def _one(run, user, reason, action):
     with transaction.atomic():
         current = HandlerRun.objects.select_for_update().get(pk=run.pk)
         if current.status not in REPLAYABLE:
-            verb = "replay" if action == HandlerRunReplay.Action.REPLAY else "resolve"
+            verb, done = (
+                ("replay", "replayed")
+                if action == HandlerRunReplay.Action.REPLAY
+                else ("resolve", "resolved")
+            )
             raise RunNotReplayable(
                 f"Cannot {verb} the run of {current.handler} for {current.message_type}: it is "
                 f"{current.get_status_display().lower()}; only failed or dead runs can be "
-                f"{verb}d."
+                f"{done}."
             )
         _apply([(current.pk, current.status, current.attempts)], user, reason, action)
     return HandlerRun.objects.get(pk=run.pk)

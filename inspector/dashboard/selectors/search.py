@@ -202,21 +202,31 @@ def _time_window_bounds(since, until):
     taken TIME_SKEW beyond the window never cut off a message that is inside it.
     """
     low = high = None
+    since, until = _skewed(since, -TIME_SKEW), _skewed(until, TIME_SKEW)
     if since is not None:
         low = (
-            Message.objects.filter(time__lt=since - TIME_SKEW)
+            Message.objects.filter(time__lt=since)
             .order_by("-time")
             .values_list("global_position", flat=True)
             .first()
         )
     if until is not None:
         high = (
-            Message.objects.filter(time__gt=until + TIME_SKEW)
+            Message.objects.filter(time__gt=until)
             .order_by("time")
             .values_list("global_position", flat=True)
             .first()
         )
     return low, high
+
+
+def _skewed(moment, skew):
+    """`moment` moved by `skew`, or None (no bound) where that leaves datetime's range: no
+    message is older than year 1 or newer than year 9999."""
+    try:
+        return None if moment is None else moment + skew
+    except OverflowError:
+        return None
 
 
 def _payload_match(rows, path, value):

@@ -132,7 +132,12 @@ def run_replay(request, run_id):
     status = 200
     if not form.is_valid():
         status = 400
-        notices.error(request, "; ".join(e for errors in form.errors.values() for e in errors))
+        notices.error(
+            request,
+            "; ".join(
+                f"{form[name].label} {e}" for name, errors in form.errors.items() for e in errors
+            ),
+        )
     else:
         try:
             handler_run_replay(run=run, user=request.user, reason=form.cleaned_data["reason"])
@@ -144,6 +149,9 @@ def run_replay(request, run_id):
         message = run.message
         context = _message_context(request, message)
         return render(request, "inspector/message-runs.html", context, status=status)
+    if status != 200:  # the page again, saying why not, with the refusal's status
+        context = _message_context(request, run.message)
+        return render(request, "inspector/message-detail.html", context, status=status)
     return redirect("inspector:message", message_id=run.message_id)
 
 

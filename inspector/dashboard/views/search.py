@@ -87,7 +87,10 @@ class MessageSearchForm(forms.Form):
     field = forms.CharField(
         required=False, max_length=500, label="Payload field", help_text=FIELD_HELP
     )
-    after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    # A global position: a 64-bit column.
+    after = forms.IntegerField(
+        required=False, min_value=0, max_value=2**63 - 1, widget=forms.HiddenInput
+    )
 
     def __init__(self, *args, can_view_payloads=True, **kwargs):
         super().__init__(*args, **kwargs)
