@@ -72,6 +72,22 @@ def test_check_deploy_reports_nothing_with_the_readme_production_variables():
     assert "WARNING" not in result.stderr
 
 
+def test_debug_serves_static_files_and_the_favicon_without_collectstatic(client):
+    """`make run`'s way (DEBUG on): whitenoise finds the files in the apps, nothing collected."""
+    css = client.get("/static/inspector/layout.css")
+    assert css.status_code == 200
+    assert css["Content-Type"].startswith("text/css")
+    assert b".site-header" in b"".join(css.streaming_content)
+    htmx = client.get("/static/django_htmx/htmx-2.min.js")
+    assert htmx.status_code == 200
+    assert b"htmx" in b"".join(htmx.streaming_content)
+
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon["Content-Type"] == "image/x-icon"
+    assert b"".join(icon.streaming_content) == (ROOT / "public" / "favicon.ico").read_bytes()
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
