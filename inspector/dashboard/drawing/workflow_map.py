@@ -353,8 +353,11 @@ def render_map_svg(graph, *, title="Workflow map"):
     legend_width = sum(44 + text_width(text, SMALL) + 24 for _, text, _ in legend)
     width = max(width, MARGIN * 2 + legend_width)
     height = legend_y + 16
+    # A picture with links in it is a group: an "img" hides its children from assistive
+    # technology, so links inside one cannot be reached (axe: nested-interactive).
+    role = "group" if any(node.href for node in graph.nodes.values()) else "img"
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="workflow-map" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="workflow-map" role="{role}" '
         f'width="{num(width)}" height="{num(height)}" '
         f'viewBox="0 0 {num(width)} {num(height)}" font-family={attr(FONT_FAMILY)} '
         f'font-size="{FONT}" fill="{TEXT}">',
