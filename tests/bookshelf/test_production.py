@@ -1,25 +1,20 @@
 """The production run as the README describes it: `check --deploy` on the README's variables,
 and a daphne with DEBUG off, after collectstatic, answering real HTTP and websocket requests."""
 
-import asyncio
-import base64
-import hashlib
 import http.client
-import json
 import os
 import re
 import secrets
-import socket
-import struct
 import subprocess
 import sys
-import time
 import urllib.parse
 from http.cookies import SimpleCookie
 from pathlib import Path
 
 import pytest
 from django.db import connection
+
+from tests.sockets import LiveClient, daphne
 
 ROOT = Path(__file__).resolve().parents[2]
 TEN_YEARS = "max-age=315360000"
@@ -88,12 +83,6 @@ def test_debug_serves_static_files_and_the_favicon_without_collectstatic(client)
     assert b"".join(icon.streaming_content) == (ROOT / "public" / "favicon.ico").read_bytes()
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Site:
     """Plain HTTP to one daphne, as a TLS-terminating proxy in front of it would speak:
     every request says `X-Forwarded-Proto: https` unless `proxied=False`."""
@@ -159,43 +148,9 @@ def production_site(tmp_path, transactional_db):
         result = manage(env, *step)
         assert result.returncode == 0, result.stdout + result.stderr
 
-    port = free_port()
-    log_path = tmp_path / "daphne.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "bookshelf.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    site = Site(port)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if site.request("/healthz").status == 200:
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            pytest.fail("daphne did not start: " + log_path.read_text())
-        time.sleep(0.2)
-    try:
-        yield site
-    finally:
-        server.terminate()
-        server.wait(10)
-        log.close()
+    log = tmp_path / "daphne.log"
+    with daphne("bookshelf.asgi:application", env=env, log=log, cwd=ROOT) as (port, _):
+        yield Site(port)
 
 
 def log_in(site, username, password, next_url):
@@ -214,60 +169,6 @@ def log_in(site, username, password, next_url):
         },
         headers={"Origin": site.origin, "Referer": f"{site.origin}/admin/login/"},
     )
-
-
-async def feed_first_frames(port, cookie, until, timeout=10.0):
-    """Open the live page's websocket over a real socket, say hello as its script does, and
-    read text frames until `until` arrives. Returns (text, refusal): refusal is None while
-    the socket stays open, else the handshake's HTTP status or the close frame's code.
-
-    A minimal RFC 6455 client: autobahn, the one in the venv (daphne's), cannot run its
-    asyncio flavour in a process that imported daphne (txaio is already on Twisted)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    handshake = [
-        "GET /ws/inspector/feed/ HTTP/1.1",
-        f"Host: 127.0.0.1:{port}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-        f"Origin: http://127.0.0.1:{port}",
-        *([f"Cookie: {cookie}"] if cookie else []),
-    ]
-    try:
-        async with asyncio.timeout(timeout):
-            writer.write(("\r\n".join(handshake) + "\r\n\r\n").encode())
-            status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
-            status = int(status_line.split()[1])
-            if status != 101:
-                return "", status
-            headers = {}
-            for line in lines:
-                name, _, value = line.partition(": ")
-                headers[name.lower()] = value
-            accept = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
-            assert headers["sec-websocket-accept"] == base64.b64encode(accept.digest()).decode()
-            payload = json.dumps({"action": "hello"}).encode()
-            mask = os.urandom(4)
-            masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-            writer.write(bytes([0x81, 0x80 | len(payload)]) + mask + masked)  # FIN, text
-            text = ""
-            while until not in text:
-                first, second = await reader.readexactly(2)
-                length = second & 0x7F
-                if length == 126:
-                    (length,) = struct.unpack(">H", await reader.readexactly(2))
-                elif length == 127:
-                    (length,) = struct.unpack(">Q", await reader.readexactly(8))
-                data = await reader.readexactly(length)
-                if first & 0x0F == 0x8:  # close
-                    return text, struct.unpack(">H", data[:2])[0] if data else 1005
-                if first & 0x0F == 0x1:
-                    text += data.decode()
-            return text, None
-    finally:
-        writer.close()
 
 
 def static_urls(html):
@@ -324,10 +225,20 @@ def test_production_daphne_serves_pages_static_files_health_and_the_live_feed(pr
     assert icon.content == (ROOT / "public" / "favicon.ico").read_bytes()
 
     # The live page's websocket: refused without the session, "Live" with it.
-    _, refusal = asyncio.run(feed_first_frames(site.port, None, "Live", timeout=5))
-    assert refusal == 403
-    cookie = f"sessionid={site.cookies['sessionid']}"
-    text, refusal = asyncio.run(feed_first_frames(site.port, cookie, "Live"))
-    assert refusal is None
-    assert '<p id="feed-status"' in text
-    assert ">Live</p>" in text
+    feed = f"ws://127.0.0.1:{site.port}/ws/inspector/feed/"
+    origin = f"http://127.0.0.1:{site.port}"
+    refused = LiveClient(feed, cookie=b"", origin=origin, cwd=ROOT)
+    refused.process.wait(10)
+    refused.close()
+    assert refused.closes
+    assert not refused.opened
+    live = LiveClient(
+        feed, cookie=f"sessionid={site.cookies['sessionid']}".encode(), origin=origin, cwd=ROOT
+    )
+    try:
+        live.wait_for(lambda text: ">Live</p>" in text)
+        assert '<p id="feed-status"' in live.text
+        assert live.opened == 1
+        assert not live.closes
+    finally:
+        live.close()
