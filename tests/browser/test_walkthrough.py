@@ -3,9 +3,11 @@ traffic with failing notifications runs: on each page live updates arrive for a 
 axe-core checks it against WCAG 2 A/AA. The guard (conftest.py) fails the walk on any console
 error or failed request, such as an out-of-band swap for an element that is not there."""
 
+import re
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 from django.urls import reverse
@@ -172,9 +174,21 @@ def test_every_page_is_clean_and_accessible_under_demo_traffic(
     walk.open(reverse("bookshelf:order-detail", args=[order.id]), wait=LIVE)
     walk.open("/inventory/", wait=LIVE)
     walk.open("/notifications/", wait=LIVE)
+    missing = f"/orders/{uuid.uuid4()}/"
+    browser_problems.expect(404, re.escape(missing) + "$")
+    walk.open(missing)
+    expect(page.get_by_role("heading", name="No such order")).to_be_visible()
 
-    # The inspector, on a message whose run failed (the traffic's notifications fail).
-    walk.open("/inspector/", wait=2 * LIVE)
+    # The inspector: the live page, paused while the traffic goes on, then resumed (it catches
+    # up from the store: rows, and badges only for rows it shows).
+    walk.open("/inspector/", wait=LIVE)
+    page.get_by_role("button", name="Pause").click()
+    page.wait_for_timeout(LIVE * 1000)
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#feed-status")).to_contain_text("caught up")
+    walk.check("/inspector/ (resumed)", wait=LIVE)
+
+    # The pages of a message whose run failed (the traffic's notifications fail).
     run = failed_run()
     message = Message.objects.get(pk=run.message_id)
     walk.open(reverse("inspector:message", args=[message.id]))
