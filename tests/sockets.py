@@ -1,4 +1,6 @@
-"""Websocket test helpers shared by the inspector's feed tests and the shop's live tests."""
+"""Websocket test helpers shared by the inspector's feed tests and the shop's live tests, and
+real servers for the tests that need them: daphne in a subprocess and a websocket client in
+a process of its own."""
 
 import asyncio
 import contextlib

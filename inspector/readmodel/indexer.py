@@ -44,7 +44,7 @@ from inspector.models import (
 from inspector.readmodel import payload_index
 from inspector.readmodel.payload_index import INDEXER
 from inspector.readmodel.tallies import ATTEMPT_OVERLAP, ATTEMPTS_INDEXER, SETTLED, bucket_of
-from inspector.runtime.connections import close_broken_connections
+from inspector.runtime.connections import close_broken_connections, lost_database
 from inspector.runtime.sql import placeholders
 
 logger = logging.getLogger(__name__)
@@ -395,8 +395,9 @@ class Indexer:
                 close_broken_connections()
                 try:
                     wait = self.step_once()
-                except Exception:
-                    logger.exception("Store indexer step failed; retrying in %ss", self.poll)
+                except Exception as error:
+                    if not lost_database(error):
+                        logger.exception("Store indexer step failed; retrying in %ss", self.poll)
                     wait = self.poll
                 if wait:
                     self._stopping.wait(wait)

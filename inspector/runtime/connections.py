@@ -2,6 +2,7 @@
 indexer and the live feed's reader; and how they live through an outage of the database (or
 of Redis, for the live feed)."""
 
+import contextlib
 import logging
 import threading
 
@@ -78,14 +79,22 @@ database_outage = Outage("The database", "retrying until it is back")
 
 def lost_database(error, connection=None):
     """Whether `error` says this thread cannot reach the database (refused, cut, restarting),
-    as opposed to a bad query or a lock timeout; its broken connection is closed, and the
-    outage reported. Call it from the thread that met the error."""
-    if not isinstance(error, (OperationalError, InterfaceError)):
-        return False
+    as opposed to a bad query or a lock timeout; if so its broken connection is closed and the
+    outage reported. Call it from the thread that met the error (on any connection, Django's
+    or a raw one of the same driver, such as a worker's LISTEN connection)."""
     connection = connection or connections["default"]
+    driver = connection.Database
+    lost = (OperationalError, InterfaceError, driver.OperationalError, driver.InterfaceError)
+    if not isinstance(error, lost):
+        return False
     if connection.connection is not None and connection.is_usable():
         return False
     if connection.connection is not None and not connection.in_atomic_block:
         connection.close()
+    if not database_outage.down:
+        pool = getattr(connection, "pool", None)  # psycopg's: its idle connections were cut too
+        if pool is not None:
+            with contextlib.suppress(Exception):  # a pool never opened has nothing to check
+                pool.check()
     database_outage.went_away(error)
     return True

@@ -10,6 +10,7 @@ import time
 
 from django.db import DatabaseError, connection, transaction
 
+from inspector.runtime.connections import lost_database
 from inspector.runtime.databases import database
 
 logger = logging.getLogger(__name__)
@@ -58,8 +59,9 @@ class Waiter:
             return False
         try:
             self._listener = self._database.listen(connection)
-        except Exception:
-            logger.exception("Worker could not LISTEN; polling until it can")
+        except Exception as error:
+            if not lost_database(error):
+                logger.exception("Worker could not LISTEN; polling until it can")
             self.close()
             return False
         return True
@@ -81,8 +83,9 @@ class Waiter:
             # Those that queued meanwhile are served by the same claim: one wake for all.
             for _ in self._listener.notifies(timeout=0):
                 pass
-        except Exception:  # a broken listener never stops the worker: it listens again
-            logger.exception("Worker lost its LISTEN connection; listening again")
+        except Exception as error:  # a broken listener never stops the worker: it listens again
+            if not lost_database(error):
+                logger.exception("Worker lost its LISTEN connection; listening again")
             self.close()
 
     def _wait_without_listener(self):

@@ -13,7 +13,11 @@ from django.utils import timezone
 
 from inspector.models import HandlerRun, RunStatus
 from inspector.runtime import signals, store
-from inspector.runtime.connections import close_broken_connections
+from inspector.runtime.connections import (
+    close_broken_connections,
+    database_outage,
+    lost_database,
+)
 from inspector.runtime.databases import database
 from inspector.runtime.domain import current_domain
 from inspector.runtime.wakeup import Waiter, wake_local_workers
@@ -171,8 +175,9 @@ class Worker:
         their leases, so that they expire and another claim takes them."""
         try:
             self.release(runs)
-        except Exception:
-            logger.exception("Could not release runs worker_id=%s", self.worker_id)
+        except Exception as error:
+            if not lost_database(error):
+                logger.exception("Could not release runs worker_id=%s", self.worker_id)
         finally:
             with self._lock:
                 self._in_progress.difference_update(run.pk for run in runs)
@@ -233,10 +238,15 @@ class Worker:
             while not self._stopping.is_set() and self._budget_left():
                 try:
                     done = self.run_once()
-                except Exception:
-                    logger.exception("Worker loop error worker_id=%s", self.worker_id)
+                except Exception as error:
+                    # Without the database the claimed runs' leases expire and the runs are
+                    # claimed again; what was committed waits in the store.
+                    if not lost_database(error):
+                        logger.exception("Worker loop error worker_id=%s", self.worker_id)
                     done = 0
                     self._stopping.wait(self.poll_interval)
+                else:
+                    database_outage.is_back()
                 # Without LISTEN (SQLite) other processes' appends are not announced: look
                 # again after every batch that found work.
                 if not done or (not self.more_due and waiter.listening):
@@ -251,8 +261,9 @@ class Worker:
             try:
                 close_broken_connections()
                 self.renew_leases()
-            except Exception:
-                logger.exception("Lease renewal failed worker_id=%s", self.worker_id)
+            except Exception as error:
+                if not lost_database(error):
+                    logger.exception("Lease renewal failed worker_id=%s", self.worker_id)
         connection.close()
 
     def run(self):

@@ -3,10 +3,12 @@ PostgreSQL restarting under a live client, a daphne and a worker (real servers, 
 started by the tests)."""
 
 import logging
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -205,3 +207,167 @@ def test_the_live_page_survives_a_redis_restart_and_is_current_again_at_once(sta
     assert_clean_log(
         (tmp_path / "writer.log").read_text(), went_away=r"Redis went away", back=r"Redis is back"
     )
+
+
+# PostgreSQL restarting under a live page and a worker -----------------------------------------
+
+
+def postgresql_binaries():
+    """The newest Debian server binaries (as scripts/test-all finds them), else None."""
+    found = [d for d in Path("/usr/lib/postgresql").glob("*/bin") if (d / "pg_ctl").exists()]
+    return max(found, key=lambda d: int(d.parent.name)) if found else None
+
+
+class PostgreSQLCluster:
+    """A throwaway cluster of the test's own in a folder of its own under the system's
+    temporary folder (run as `postgres` when the tests run as root: PostgreSQL refuses root,
+    and `postgres` cannot enter pytest's folders), restarted at will."""
+
+    def __init__(self):
+        folder = self.folder = Path(tempfile.mkdtemp(prefix="inspector-pg."))
+        self.port = free_port()
+        self.data = folder / "pgdata"
+        self.prefix = []
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres")
+            folder.chmod(0o700)
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def run(self, tool, *args):
+        command = [*self.prefix, str(postgresql_binaries() / tool), *map(str, args)]
+        done = subprocess.run(command, cwd=self.folder, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def start(self):
+        self.run(
+            "initdb", "-D", self.data, "-N", "--auth=trust", "-U", "postgres", "--locale=C.UTF-8"
+        )
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"unix_socket_directories = '{self.folder}'\nfsync = off\n"
+            )
+        self.pg_ctl("start")
+
+    def pg_ctl(self, *args):
+        log = self.folder / "postgres.log"
+        self.run("pg_ctl", "-D", self.data, "-l", log, "-w", "-t", "30", *args)
+
+    def remove(self):
+        if (self.data / "postmaster.pid").exists():
+            self.pg_ctl("stop", "-m", "immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+SETUP = """
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+call_command("migrate", verbosity=0)
+user = get_user_model().objects.create_user("staff", password="x", is_staff=True)
+client = Client()
+client.force_login(user)
+print("sessionid=" + client.cookies["sessionid"].value)
+"""
+
+
+def start_shell(env, code):
+    """`code` running in `manage.py shell` on `env`; `communicate()` gives its output."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def handled(position, runs):
+    """The live page shows the messages up to `position` and `runs` runs of the book's event
+    handler that succeeded (a run's badge is sent again whenever its state changes)."""
+
+    def holds(text):
+        succeeded = re.findall(
+            r'id="(run-[^"]+)"[^>]* class="run-badge status-succeeded"[^>]*>BookEventHandler', text
+        )
+        return f'data-position="{position}"' in text and len(set(succeeded)) >= runs
+
+    return holds
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("DATABASE_URL")),
+    reason="brings its own PostgreSQL cluster: runs once, in the SQLite run of the suite",
+)
+@pytest.mark.skipif(postgresql_binaries() is None, reason="needs the PostgreSQL server binaries")
+def test_the_live_page_and_a_worker_survive_a_postgresql_restart(tmp_path):
+    cluster = PostgreSQLCluster()
+    try:
+        cluster.start()
+        env = dict(
+            subprocess_env(
+                INSPECTOR_EMBEDDED_WORKER="0",
+                INSPECTOR_EVENT_PROCESSING="async",
+                DJANGO_EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend",
+            ),
+            DATABASE_URL=cluster.url,
+        )
+        env.pop("INSPECTOR_SQLITE_PATH", None)
+        log, worker_log = tmp_path / "daphne.log", tmp_path / "worker.log"
+        # What needs no table yet starts beside the migration: daphne, and a writer for before
+        # the restart and one for after it (each connects when it is first asked to write).
+        setup = start_shell(env, SETUP)
+        writers = [Writer(env, tmp_path / f"writer-{n}.log") for n in range(2)]
+        worker = None
+        try:
+            with daphne("tests.asgi:application", env=env, log=log, cwd=ROOT) as (port, _server):
+                output, errors = setup.communicate(timeout=120)
+                assert setup.returncode == 0, errors
+                with open(worker_log, "w") as out:
+                    worker = subprocess.Popen(
+                        [sys.executable, "manage.py", "run_handlers"],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                client = LiveClient(
+                    f"ws://127.0.0.1:{port}{FEED}",
+                    cookie=output.strip().encode(),
+                    origin=f"http://127.0.0.1:{port}",
+                    cwd=ROOT,
+                )
+                try:
+                    client.wait_for(lambda text: "feed-status" in text, timeout=15)
+                    first = writers[0].write("Before the restart")
+                    client.wait_for(handled(first, runs=1), timeout=15)
+
+                    cluster.pg_ctl("restart", "-m", "fast")
+                    restarted = time.monotonic()
+                    after = writers[1].write("After the restart")
+                    arrived = client.wait_for(handled(after, runs=2), timeout=15)
+                    print(f"handled and on the page {arrived - restarted:.3f}s after the restart")
+                    time.sleep(1.0)  # anything that was to break has broken
+                    assert client.opened == 1 and client.closes == []
+                    assert worker.poll() is None
+                finally:
+                    client.close()
+        finally:
+            for writer in writers:
+                writer.close()
+            if setup.poll() is None:
+                setup.kill()
+                setup.communicate()
+            if worker is not None:
+                worker.terminate()
+                worker.wait(15)
+        for path in (log, worker_log):
+            assert_clean_log(
+                path.read_text(),
+                went_away=r"The database went away",
+                back=r"The database is back",
+            )
+    finally:
+        cluster.remove()
