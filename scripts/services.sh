@@ -45,6 +45,8 @@ services_install() {
     [[ -n "$(services_find_pg_bin)" ]] || missing+=(postgresql)
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     if (( want_chromium )) && [[ ! -x /usr/bin/chromium ]]; then missing+=(chromium); fi
+    # npm with Chromium: tests/browser/test_mermaid.py installs the pinned Mermaid with it.
+    if (( want_chromium )) && ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
     if (( ${#missing[@]} )); then
         services_log "installing missing packages: ${missing[*]}"
         services_as_root apt-get update -q || return 1
