@@ -38,7 +38,8 @@ def row_counts():
 # C0 controls but tab, newline and carriage return, and DEL: no typed text holds them.
 CONTROL = st.sampled_from([chr(c) for c in [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]])
 SURROGATE = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
-HUGE_INT = st.integers(min_value=2**63).flatmap(lambda n: st.sampled_from([n, -n, n * 10**400]))
+# Beyond a signed 64-bit integer, on either side, and beyond any float.
+HUGE_INT = st.integers(min_value=2**63).flatmap(lambda n: st.sampled_from([n, -n - 1, n * 10**400]))
 NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
 
 

@@ -128,7 +128,7 @@ def stored_exactly(command):
 
 
 @pytest.mark.parametrize("command_cls", list(BAD_VALUES), ids=lambda cls: cls.__name__)
-@examples(40)
+@examples(30)
 @given(data=st.data())
 def test_a_bad_value_is_refused_on_its_field_and_writes_nothing(domain, shop, command_cls, data):
     field = data.draw(st.sampled_from(sorted(BAD_VALUES[command_cls])), label="field")
@@ -142,7 +142,7 @@ def test_a_bad_value_is_refused_on_its_field_and_writes_nothing(domain, shop, co
 
 
 @pytest.mark.parametrize("command_cls", list(BAD_VALUES), ids=lambda cls: cls.__name__)
-@examples(30)
+@examples(20)
 @given(data=st.data())
 def test_unknown_and_missing_keys_are_named(domain, shop, command_cls, data):
     kwargs = dict(good_kwargs(command_cls, shop))
@@ -171,7 +171,7 @@ def test_unknown_and_missing_keys_are_named(domain, shop, command_cls, data):
 
 
 @pytest.mark.parametrize("command_cls", list(BAD_VALUES), ids=lambda cls: cls.__name__)
-@examples(40)
+@examples(30)
 @given(data=st.data())
 def test_any_value_is_stored_exactly_or_refused_cleanly(domain, shop, command_cls, data):
     """Whatever lands in a field, the command runs and is stored exactly, or it is refused
@@ -205,7 +205,7 @@ EMAIL = st.builds(
 )
 
 
-@examples(60)
+@examples(40)
 @given(data=st.data())
 def test_valid_commands_round_trip_through_the_store(domain, shop, data):
     book_id = str(shop["book"].id)
@@ -310,7 +310,7 @@ def assert_refused_or_done(response, field, before, *, done_status):
     return False
 
 
-@examples(30)
+@examples(25)
 @given(
     field=st.sampled_from(["title", "author", "isbn", "price_amount", "description", "token"]),
     value=FORM_TEXT | st.just(MISSING),
@@ -334,7 +334,7 @@ def test_the_add_book_form_refuses_bad_input_on_its_field(shopper, field, value,
 LINE_FIELDS = ["lines-0-book_id", "lines-0-quantity", "lines-1-book_id", "lines-1-quantity"]
 
 
-@examples(35)
+@examples(25)
 @given(
     field=st.sampled_from(
         ["customer_name", "customer_email", "token", "lines-TOTAL_FORMS", *LINE_FIELDS]
@@ -362,7 +362,7 @@ def test_the_order_form_refuses_bad_input_on_its_field(shopper, shop, field, val
     assert_refused_or_done(response, field, before, done_status=200 if htmx else 302)
 
 
-@examples(25)
+@examples(20)
 @given(
     action=st.sampled_from(["confirm", "ship"]),
     field=st.sampled_from(["token", "version", "next"]),

@@ -144,7 +144,7 @@ def test_what_a_message_accepts_goes_through_json_exactly(data):
     exact_through_json(Everything(**kwargs))
 
 
-@examples(300)
+@examples(200)
 @given(data=st.data())
 def test_a_bad_value_is_refused_naming_its_field(data):
     field = data.draw(st.sampled_from(sorted(BAD)), label="field")
@@ -154,7 +154,7 @@ def test_a_bad_value_is_refused_naming_its_field(data):
     assert names_only(refused.value.errors, field), refused.value.errors
 
 
-@examples(300)
+@examples(200)
 @given(
     kwargs=st.dictionaries(
         st.sampled_from([*Everything._fields, "unknown", "__class__"]) | st.text(max_size=10),
