@@ -105,6 +105,11 @@ class Walk:
         self.axe = Axe()
         self.violations = []
         self.checked = []
+        self.swaps = {}  # page -> out-of-band swaps seen there: the live updates did arrive
+        page.add_init_script(
+            "window.liveSwaps = 0;"
+            'document.addEventListener("htmx:oobAfterSwap", () => { window.liveSwaps++; });'
+        )
 
     def open(self, path, *, wait=STILL):
         self.page.goto(self.page.base_url + path)
@@ -119,6 +124,7 @@ class Walk:
             options={"runOnly": {"type": "tag", "values": WCAG}, "resultTypes": ["violations"]},
         )
         self.checked.append(label)
+        self.swaps[label] = self.page.evaluate("window.liveSwaps")
         for violation in results.response["violations"]:
             targets = ", ".join(" ".join(node["target"]) for node in violation["nodes"][:5])
             more = len(violation["nodes"]) - 5
@@ -208,6 +214,9 @@ def test_every_page_is_clean_and_accessible_under_demo_traffic(
     walk.open(reverse("admin:inspector_handlerrun_changelist") + f"?status__exact={run.status}")
     walk.open(reverse("admin:inspector_handlerrun_change", args=[run.pk]))
 
+    shop = sum(count for label, count in walk.swaps.items() if not label.startswith("/inspector"))
+    assert shop > 0, walk.swaps
+    assert walk.swaps["/inspector/ (resumed)"] > 0, walk.swaps
     assert not walk.violations, (
         f"WCAG 2 A/AA violations on {len(walk.checked)} pages checked:\n"
         + "\n".join(f"- {v}" for v in walk.violations)
