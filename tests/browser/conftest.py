@@ -2,14 +2,8 @@
 websockets connect), a guard that fails a test on any console error or failed request, and a
 screenshot of every failure."""
 
-import contextlib
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +11,7 @@ import pytest
 from django.db import connection, connections
 
 from tests.bookshelf.conftest import add_book, domain  # noqa: F401  (the bookshelf's fixtures)
+from tests.sockets import daphne
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,12 +31,6 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def database_environment():
@@ -66,40 +55,6 @@ def process_environment(**extra):
     return env
 
 
-@contextlib.contextmanager
-def daphne(log_path, **extra_env):
-    """daphne serving the bookshelf on the test database; yields its base URL."""
-    port = free_port()
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-            + ["bookshelf.asgi:application"],
-            cwd=ROOT,
-            env=process_environment(**extra_env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/healthz", timeout=1)
-                    break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail("daphne did not start: " + Path(log_path).read_text())
-                    time.sleep(0.2)
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-
-
 @pytest.fixture
 def server_env():
     """daphne's extra variables; a module overrides this fixture to change them. By default
@@ -110,8 +65,9 @@ def server_env():
 @pytest.fixture
 def server_url(transactional_db, tmp_path, server_env):
     """The base URL of a daphne serving this test's database (websockets included)."""
-    with daphne(tmp_path / "daphne.log", **server_env) as url:
-        yield url
+    env, log = process_environment(**server_env), tmp_path / "daphne.log"
+    with daphne("bookshelf.asgi:application", env=env, log=log, cwd=ROOT) as (port, _server):
+        yield f"http://127.0.0.1:{port}"
 
 
 @dataclass(frozen=True)
