@@ -1,6 +1,6 @@
 """The shop's live updates: stock levels and order statuses change in place on open pages.
 
-A page says which live elements it shows (`{"shows": [element ids]}`, sent by
+A page says which elements it has (`{"shows": [the ids of its elements]}`, sent by
 static/bookshelf/live.js when the socket opens and whenever a swap changes them), and gets
 swaps for those only: htmx logs an error for an out-of-band swap whose target is missing.
 """
