@@ -14,7 +14,7 @@ import uuid
 import pytest
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bookshelf.commands import (
@@ -196,6 +196,30 @@ def required_text(max_length):
     return st.text(TEXT_CHARS, min_size=1, max_size=max_length)
 
 
+@pytest.mark.parametrize(
+    ("command_cls", "field", "value"),
+    [
+        (AddBook, "price_amount", 10**400),  # was an OverflowError
+        (AddBook, "title", "Dune\ud800"),  # was a UnicodeEncodeError (PostgreSQL: DataError)
+        (AddBook, "description", "a\x07b"),
+        (AddBook, "isbn", []),  # was stored as []
+        (PlaceOrder, "items", [{1: 2}]),  # was a TypeError
+        (PlaceOrder, "items", [{"book_id": "not-a-uuid", "quantity": 1}]),  # was a query error
+        (PlaceOrder, "items", [{"book_id": "b", "quantity": 2**40}]),  # overflowed a column
+        (AdjustStock, "amount", 2**40),  # overflowed the stock column
+        (ConfirmOrder, "order_id", "\x0b"),  # was stripped to "" and looked up
+    ],
+)
+def test_values_the_properties_found_are_refused_on_their_field(
+    domain, shop, command_cls, field, value
+):
+    before = row_counts()
+    with pytest.raises(ValidationError) as refused:
+        build_and_process(domain, command_cls, {**good_kwargs(command_cls, shop), field: value})
+    assert names_only(refused.value.errors, field), refused.value.errors
+    assert row_counts() == before
+
+
 EMAIL = st.builds(
     "{}@{}.example".format,
     st.text("abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=20).filter(
@@ -371,6 +395,7 @@ def test_the_order_form_refuses_bad_input_on_its_field(shopper, shop, field, val
     | st.sampled_from(["//evil.example/", "https://evil.example/x", "javascript:alert(1)"]),
     htmx=st.booleans(),
 )
+@example(action="confirm", field="next", value="0", htmx=False)  # was a NoReverseMatch
 def test_the_order_actions_refuse_bad_input(shopper, shop, place_order, action, field, value, htmx):
     """On a pending order: confirming may succeed (and goes back only to a page of this site),
     shipping is refused by the domain (409); a bad token or version is refused on its field
@@ -399,6 +424,7 @@ def test_the_order_actions_refuse_bad_input(shopper, shop, place_order, action, 
     value=FORM_TEXT | st.just(MISSING),
     htmx=st.booleans(),
 )
+@example(field="amount", value=str(2**31), htmx=True)  # overflowed the stock column
 def test_the_restock_form_refuses_bad_input_on_its_field(shopper, shop, field, value, htmx):
     data = {"token": str(uuid.uuid4()), "amount": "1", field: value}
     before = row_counts()

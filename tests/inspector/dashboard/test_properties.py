@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from inspector.models import HandlerRun, HandlerRunReplay, RunStatus
@@ -111,6 +111,9 @@ def shop(domain, add_book):
     htmx=st.booleans(),
     payloads=st.booleans(),
 )
+@example(query={"since": "0001-01-01T00:00"}, htmx=False, payloads=True)  # an OverflowError
+@example(query={"until": "9999-12-31T23:59"}, htmx=True, payloads=False)
+@example(query={"after": str(2**64)}, htmx=False, payloads=True)
 def test_the_search_answers_any_filters_with_results_or_their_errors(
     operator, watcher, shop, query, htmx, payloads
 ):
@@ -179,6 +182,8 @@ REASONS = st.one_of(
     htmx=st.booleans(),
     permitted=st.booleans(),
 )
+@example(target=RunStatus.SUCCEEDED, reason=None, htmx=False, permitted=True)  # was a 302
+@example(target=RunStatus.FAILED, reason="x" * 501, htmx=False, permitted=True)
 def test_replay_answers_every_request_clearly(
     operator, watcher, runs, target, reason, htmx, permitted
 ):
@@ -230,6 +235,7 @@ def test_replay_answers_every_request_clearly(
     action=st.sampled_from(["replay_selected", "resolve_selected"]),
     confirm=st.booleans(),
 )
+@example(selected=["not-a-uuid"], action="replay_selected", confirm=True)  # was a 500
 def test_the_admin_replay_takes_any_selection(operator, runs, selected, action, confirm):
     """Ids that name no run or are no UUID at all select nothing; the admin says so."""
     ids = [str(runs[s].id) if s in ("failed", "succeeded") else s for s in selected]

@@ -187,6 +187,26 @@ def test_text_that_cannot_be_stored_is_refused_by_each_kind_of_text(char):
     assert Everything(name="ok", note=note).note == note
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("at", "2026-02-30T10:00:00"),  # was a ValueError
+        ("ratio", 10**400),  # was an OverflowError
+        pytest.param("ref", 10**5000, id="ref-10**5000"),  # was a ValueError: too many digits
+        ("price", {1: 2}),  # was a TypeError
+        ("big", 2**64),  # was stored, beyond what SQLite's JSON reads as an integer
+        ("extra", {"k": b"bytes"}),  # was a TypeError when stored
+        ("extra", {1: "a"}),  # was stored with the key "1"
+        ("anything", [float("nan")]),  # was stored as NaN, which is not JSON
+        ("name", "\ud800"),  # was a UnicodeEncodeError when stored
+    ],
+)
+def test_values_the_properties_found_are_refused_naming_their_field(field, value):
+    with pytest.raises(ValidationError) as refused:
+        Everything(**{"name": "ok", field: value})
+    assert names_only(refused.value.errors, field), refused.value.errors
+
+
 def test_empty_values_of_another_type_are_not_empty_values():
     """An empty list is not an empty string, nor an empty mapping an integer."""
     with pytest.raises(ValidationError) as refused:
