@@ -59,6 +59,9 @@ LAYER_DOWN = (OSError, TimeoutError, RedisConnectionError, RedisTimeoutError)
 # so that live pages are current again within about a second of the server being back.
 LAYER_RETRY = (0.1, 0.2, 0.5, 1.0)
 
+# Seconds between the hub's reads while the database is away.
+DATABASE_RETRY = 0.25
+
 redis_outage = Outage("Redis", "live pages follow the store until it is back", log=logger)
 
 # The `channel_layer_alias` of the feed's consumers: no layer, so channels gives them no
@@ -254,9 +257,11 @@ class Hub:
                 try:
                     await self.tick()
                 except Exception as error:
-                    if not await sync_to_async(lost_database)(error):
+                    if await sync_to_async(lost_database)(error):
+                        await asyncio.sleep(max(self.poll_interval, DATABASE_RETRY))
+                    else:
                         logger.exception("Live feed could not read the store")
-                    await asyncio.sleep(self.poll_interval)
+                        await asyncio.sleep(self.poll_interval)
         finally:
             pokes.cancel()
             self.cursor = None  # the next client starts the hub from the then-current end

@@ -77,18 +77,28 @@ def describe(error):
 database_outage = Outage("The database", "retrying until it is back")
 
 
+# SQLSTATEs of a server that dropped or refuses connections: the connection exception class,
+# an administrator's or a crash shutdown, a server starting up or shutting down.
+DROPPED = ("08", "57P01", "57P02", "57P03")
+
+
 def lost_database(error, connection=None):
-    """Whether `error` says this thread cannot reach the database (refused, cut, restarting),
-    as opposed to a bad query or a lock timeout; if so its broken connection is closed and the
-    outage reported. Call it from the thread that met the error (on any connection, Django's
-    or a raw one of the same driver, such as a worker's LISTEN connection)."""
+    """Whether `error` says this thread lost the database (refused, cut, restarting), as
+    opposed to a bad query or a lock timeout. If the database cannot be reached now, the
+    thread's broken connection is closed and the outage reported. Call it from the thread
+    that met the error (on any connection, Django's or a raw one of the same driver, such as
+    a worker's LISTEN connection)."""
     connection = connection or connections["default"]
     driver = connection.Database
     lost = (OperationalError, InterfaceError, driver.OperationalError, driver.InterfaceError)
     if not isinstance(error, lost):
         return False
     if connection.connection is not None and connection.is_usable():
-        return False
+        # Reachable (again): a connection dropped during an outage now over, or on its own.
+        dropped = _dropped(error)
+        if dropped:
+            logger.debug("A database connection was dropped (%s)", describe(error))
+        return dropped
     if connection.connection is not None and not connection.in_atomic_block:
         connection.close()
     if not database_outage.down:
@@ -98,3 +108,13 @@ def lost_database(error, connection=None):
                 pool.check()
     database_outage.went_away(error)
     return True
+
+
+def _dropped(error):
+    """Whether the driver says the server dropped the connection: a SQLSTATE of `DROPPED`, or
+    none at all from a driver that reports them (psycopg: the socket closed, or a refused or
+    timed-out connect). SQLite's errors carry no SQLSTATE: a locked database is no outage."""
+    cause = error.__cause__ if error.__cause__ is not None else error
+    if not hasattr(cause, "sqlstate"):
+        return False
+    return cause.sqlstate is None or cause.sqlstate.startswith(DROPPED)

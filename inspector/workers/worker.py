@@ -71,6 +71,7 @@ class Worker:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._in_progress = set()
+        self._left_behind = []  # claimed runs an outage kept `_give_back` from releasing
         self._claims = claim_for(self)  # this database's SQL for leasing and renewing
 
     # Claiming ------------------------------------------------------------------------------
@@ -150,9 +151,21 @@ class Worker:
     def _budget_left(self):
         return self.max_runs is None or self.processed < self.max_runs
 
+    def _release_left_behind(self):
+        with self._lock:
+            runs, self._left_behind = self._left_behind, []
+        try:
+            self.release(runs)
+        except Exception:
+            with self._lock:
+                self._left_behind.extend(runs)
+            raise
+
     def run_once(self):
         """Claim one batch and execute it; return how many runs were executed."""
         close_broken_connections()
+        if self._left_behind:
+            self._release_left_behind()
         if not self._budget_left():
             return 0
         limit = self.batch_size
@@ -172,11 +185,15 @@ class Worker:
 
     def _give_back(self, runs):
         """After an error outside the handlers: release the runs, and at least stop renewing
-        their leases, so that they expire and another claim takes them."""
+        their leases, so that they expire and another claim takes them. Without the database
+        they are released as soon as it is back, rather than after their leases."""
         try:
             self.release(runs)
         except Exception as error:
-            if not lost_database(error):
+            if lost_database(error):
+                with self._lock:
+                    self._left_behind.extend(runs)
+            else:
                 logger.exception("Could not release runs worker_id=%s", self.worker_id)
         finally:
             with self._lock:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -304,25 +305,26 @@ def handled(position, runs):
 @pytest.mark.skipif(postgresql_binaries() is None, reason="needs the PostgreSQL server binaries")
 def test_the_live_page_and_a_worker_survive_a_postgresql_restart(tmp_path):
     cluster = PostgreSQLCluster()
-    try:
-        cluster.start()
-        env = dict(
-            subprocess_env(
-                INSPECTOR_EMBEDDED_WORKER="0",
-                INSPECTOR_EVENT_PROCESSING="async",
-                DJANGO_EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend",
-            ),
-            DATABASE_URL=cluster.url,
-        )
-        env.pop("INSPECTOR_SQLITE_PATH", None)
-        log, worker_log = tmp_path / "daphne.log", tmp_path / "worker.log"
-        # What needs no table yet starts beside the migration: daphne, and a writer for before
-        # the restart and one for after it (each connects when it is first asked to write).
-        setup = start_shell(env, SETUP)
+    env = dict(
+        subprocess_env(
+            INSPECTOR_EMBEDDED_WORKER="0",
+            INSPECTOR_EVENT_PROCESSING="async",
+            DJANGO_EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend",
+        ),
+        DATABASE_URL=cluster.url,
+    )
+    env.pop("INSPECTOR_SQLITE_PATH", None)
+    log, worker_log = tmp_path / "daphne.log", tmp_path / "worker.log"
+    # What needs no table yet starts while the cluster is made: daphne, and a writer for
+    # before the restart and one for after it (each connects when it is first asked to write).
+    with ThreadPoolExecutor(1) as background:
+        started = background.submit(cluster.start)
         writers = [Writer(env, tmp_path / f"writer-{n}.log") for n in range(2)]
-        worker = None
+        setup = worker = None
         try:
             with daphne("tests.asgi:application", env=env, log=log, cwd=ROOT) as (port, _server):
+                started.result()
+                setup = start_shell(env, SETUP)
                 output, errors = setup.communicate(timeout=120)
                 assert setup.returncode == 0, errors
                 with open(worker_log, "w") as out:
@@ -344,10 +346,12 @@ def test_the_live_page_and_a_worker_survive_a_postgresql_restart(tmp_path):
                     first = writers[0].write("Before the restart")
                     client.wait_for(handled(first, runs=1), timeout=15)
 
+                    # Committed as the restart begins: its run may be left to after it.
+                    writers[0].write("Just before the restart")
                     cluster.pg_ctl("restart", "-m", "fast")
                     restarted = time.monotonic()
                     after = writers[1].write("After the restart")
-                    arrived = client.wait_for(handled(after, runs=2), timeout=15)
+                    arrived = client.wait_for(handled(after, runs=3), timeout=15)
                     print(f"handled and on the page {arrived - restarted:.3f}s after the restart")
                     time.sleep(1.0)  # anything that was to break has broken
                     assert client.opened == 1 and client.closes == []
@@ -357,17 +361,15 @@ def test_the_live_page_and_a_worker_survive_a_postgresql_restart(tmp_path):
         finally:
             for writer in writers:
                 writer.close()
-            if setup.poll() is None:
+            if setup is not None and setup.poll() is None:
                 setup.kill()
                 setup.communicate()
             if worker is not None:
                 worker.terminate()
                 worker.wait(15)
-        for path in (log, worker_log):
-            assert_clean_log(
-                path.read_text(),
-                went_away=r"The database went away",
-                back=r"The database is back",
-            )
-    finally:
-        cluster.remove()
+            started.exception()  # the cluster is made before it is removed
+            cluster.remove()
+    for path in (log, worker_log):
+        assert_clean_log(
+            path.read_text(), went_away=r"The database went away", back=r"The database is back"
+        )
