@@ -11,6 +11,7 @@ from django.db.models import Count, Min
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
+from inspector.dashboard.selectors.lookups import storable
 from inspector.models import (
     UNFINISHED,
     HandlerAttempt,
@@ -87,7 +88,9 @@ class HandlerStats:
 def handler_known(name):
     """Whether `name` is a registered handler or one that has runs."""
     registered = {spec.name for spec in current_domain.handlers()}
-    return name in registered or HandlerRun.objects.filter(handler=name).exists()
+    return name in registered or (
+        storable(name) and HandlerRun.objects.filter(handler=name).exists()
+    )
 
 
 def handler_run_counts(totals=None):

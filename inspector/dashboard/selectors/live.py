@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from inspector.dashboard.selectors.lookups import storable
 from inspector.models import HandlerRun, Message
 
 INITIAL_ROWS = 50
@@ -9,6 +10,8 @@ INITIAL_ROWS = 50
 
 def recent_messages(*, filters, limit=INITIAL_ROWS):
     """The newest messages matching the feed filters, each with its runs (two queries)."""
+    if not all(storable(value) for value in filters.values()):
+        return []
     messages = Message.objects.order_by("-global_position").defer("data")
     if filters.get("type"):
         messages = messages.filter(type=filters["type"])

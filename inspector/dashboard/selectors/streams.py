@@ -5,7 +5,13 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Max
 
-from inspector.dashboard.selectors.paging import keyset_page, page_limit, with_listed_runs
+from inspector.dashboard.selectors.lookups import POSITION_MAX, storable
+from inspector.dashboard.selectors.paging import (
+    KeysetPage,
+    keyset_page,
+    page_limit,
+    with_listed_runs,
+)
 from inspector.models import Message
 from inspector.readmodel import tallies
 from inspector.runtime.domain import current_domain
@@ -43,6 +49,8 @@ def category_list():
 def stream_list(*, category, after="", limit=None):
     """The streams of one category by name, each with its last position and time."""
     limit = page_limit(limit)
+    if not (storable(category) and storable(after)):
+        return KeysetPage(items=[])
     rows = Message.objects.filter(category=category)
     if after:
         rows = rows.filter(stream__gt=after)
@@ -58,6 +66,8 @@ def stream_list(*, category, after="", limit=None):
 def stream_message_list(*, stream, after=-1, limit=None):
     """One stream's messages by position after `after`, with their handler runs."""
     limit = page_limit(limit)
+    if not storable(stream) or after >= POSITION_MAX:
+        return KeysetPage(items=[])
     rows = with_listed_runs(
         Message.objects.filter(stream=stream, position__gt=after).order_by("position")[: limit + 1]
     )

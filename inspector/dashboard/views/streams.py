@@ -61,9 +61,9 @@ def stream_detail(request, stream):
     """One stream's messages by position; an aggregate's stream also shows its state history."""
     after = _int_param(request, "after", -1)
     page = selectors.stream_message_list(stream=stream, after=after)
-    if not page.items and after < 0:
-        raise Http404("No messages in this stream")
     category = category_of(stream)
+    if not category or (not page.items and after < 0):  # "-x" has no category: no stream
+        raise Http404("No messages in this stream")
     aggregate = selectors.aggregate_for_category(category)
     history, folded_from = None, 0
     can_view = request.user.has_perm("inspector.view_message")

@@ -148,6 +148,35 @@ def test_the_search_takes_any_query_string(operator, shop, parts):
     assert row_counts() == before
 
 
+NAMES = st.one_of(
+    FORM_TEXT.filter(lambda text: text.strip("/") and "/" not in text),
+    st.sampled_from(["warehouse::order", "warehouse.InventoryEventHandler", "a\x00b", "\x00"]),
+)
+
+
+@examples(30)
+@example(page="stream", name="a\x00b", after="")  # PostgreSQL refused the query: a 500
+@example(page="live", name="\x00", after="")
+@example(page="stream", name="warehouse::order", after=str(2**70))
+@given(
+    page=st.sampled_from(["live", "category", "stream", "pause"]),
+    name=NAMES,
+    after=FORM_TEXT | st.just(""),
+)
+def test_the_pages_named_in_their_url_take_any_name(operator, shop, page, name, after):
+    """A category, stream, handler or live filter that names nothing is a 404 or no rows."""
+    before = row_counts()
+    if page == "live":
+        response = operator.get(reverse("inspector:live"), {"type": name, "category": after})
+    elif page == "pause":
+        response = operator.post(reverse("inspector:handler-pause", args=[name]))
+    else:
+        response = operator.get(reverse(f"inspector:{page}", args=[name]), {"after": after})
+    assert response.status_code in (200, 302, 404)
+    if response.status_code != 302:  # a known handler paused: its state is a row
+        assert row_counts() == before
+
+
 # Replay ---------------------------------------------------------------------------------------
 
 OTHER_STATES = [RunStatus.SUCCEEDED, RunStatus.PENDING, RunStatus.RUNNING, RunStatus.RESOLVED]
