@@ -116,6 +116,9 @@ class HandlerRun(models.Model):
     error_message = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
     raised_message_ids = models.JSONField(default=list, blank=True)
+    # The key of its FailureGroup, set when an attempt fails (inspector/runtime/failures.py)
+    # and cleared when one succeeds: blank for runs that are fine.
+    failure_group = models.CharField(max_length=32, blank=True, default="")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -149,11 +152,77 @@ class HandlerRun(models.Model):
             models.Index(fields=["status", "global_position"], name="run_status_gpos"),
             models.Index(fields=["updated_at"], name="run_updated_at"),  # the live feed
             models.Index(fields=["global_position", "handler"], name="run_order"),  # lists
+            # A failure group's runs, in list order; only runs whose last attempt failed.
+            models.Index(
+                fields=["failure_group", "global_position", "handler"],
+                condition=~models.Q(failure_group=""),
+                name="run_failure_group",
+            ),
         ]
         permissions = [("replay_handlerrun", "Can replay and resolve handler runs")]
 
     def __str__(self):
         return f"{self.handler} ← {self.message_type} ({self.status})"
+
+
+class FailureGroup(models.Model):
+    """Failed runs that share one cause: a handler, an exception type, where it was raised
+    and its message without particulars (inspector/runtime/failures.py).
+
+    Dispatch writes the row with the first failure of the group (the key, what it is, a sample
+    message) and never updates it, so failures of one group never wait on each other's row
+    lock; the store indexer keeps the counts of its dead runs (`dead`, `streams`,
+    `last_dead_at`, and FailureHour, FailureStream), and inspector/readmodel/failures.py adds
+    the runs it has not folded in yet.
+    """
+
+    key = models.CharField(max_length=32, primary_key=True)
+    handler = models.CharField(max_length=255)
+    error_type = models.CharField(max_length=255)
+    message = models.TextField(blank=True, default="")  # of the first failure, as it was
+    first_seen = models.DateTimeField()
+    dead = models.BigIntegerField(default=0)
+    streams = models.BigIntegerField(default=0)  # streams with one of its dead runs or more
+    last_dead_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["handler"], name="failure_group_handler")]
+
+    def __str__(self):
+        return f"{self.handler} {self.error_type} ({self.key})"
+
+
+class FailureHour(models.Model):
+    """Dead runs of one group whose last attempt failed in one hour (hours since the epoch);
+    the indexer folds the hours older than a day into the row of hour -1."""
+
+    failure_group = models.CharField(max_length=32)
+    hour = models.BigIntegerField()
+    runs = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["failure_group", "hour"], name="failure_hour_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.failure_group}@{self.hour}: {self.runs}"
+
+
+class FailureStream(models.Model):
+    """Dead runs of one group in one stream: a group's `streams` counts its rows."""
+
+    failure_group = models.CharField(max_length=32)
+    stream = models.CharField(max_length=255)
+    runs = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["failure_group", "stream"], name="failure_stream_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.failure_group} {self.stream}: {self.runs}"
 
 
 class HandlerAttempt(models.Model):

@@ -41,7 +41,7 @@ from inspector.models import (
     RunStatus,
     RunTally,
 )
-from inspector.readmodel import payload_index
+from inspector.readmodel import failures, payload_index
 from inspector.readmodel.payload_index import INDEXER
 from inspector.readmodel.tallies import ATTEMPT_OVERLAP, ATTEMPTS_INDEXER, SETTLED, bucket_of
 from inspector.runtime.connections import close_broken_connections, lost_database
@@ -90,6 +90,7 @@ class Step:
     attempts_from: int = -1  # the attempts position read
     attempts_last: int = -1
     last_attempts: dict = field(default_factory=dict)  # handler -> newest attempt id read
+    dead: list = field(default_factory=list)  # failures.DeadRun of the dead runs settled
 
     @property
     def empty(self):
@@ -129,18 +130,30 @@ def read_step(*, batch=BATCH):
         runs = (
             HandlerRun.objects.filter(global_position__gt=position, global_position__lte=step.last)
             .order_by()
-            .values_list("id", "handler", "status", "duration_us")
+            .values_list("id", "handler", "status", "duration_us", *DEAD_FIELDS)
         )
-        for run_id, handler, status, duration_us in runs:
+        for run_id, handler, status, duration_us, *dead in runs:
             if status in SETTLED:
                 step.ended.setdefault((handler, status), RunDelta()).add(status, duration_us)
+                _note_dead(step, handler, status, dead)
             else:
                 step.opened.append(run_id)
-    for run_id, handler, status, duration_us in _settled_open_runs():
+    for run_id, handler, status, duration_us, *dead in _settled_open_runs():
         step.settled.append(run_id)
         step.ended.setdefault((handler, status), RunDelta()).add(status, duration_us)
+        _note_dead(step, handler, status, dead)
     _read_attempts(step)
     return step
+
+
+# What a dead run's failure group is told of it (failures.fold).
+DEAD_FIELDS = ("failure_group", "error_type", "stream", "finished_at")
+
+
+def _note_dead(step, handler, status, fields):
+    key, error_type, stream, finished_at = fields
+    if status == RunStatus.DEAD and key:
+        step.dead.append(failures.DeadRun(key, handler, error_type, stream, finished_at))
 
 
 def _read_attempts(step):
@@ -164,12 +177,14 @@ def _read_attempts(step):
 
 
 def _settled_open_runs():
-    """Open runs that have since settled: (id, handler, status, duration)."""
+    """Open runs that have since settled: (id, handler, status, duration, *DEAD_FIELDS)."""
     q = connection.ops.quote_name
     marks = placeholders(len(SETTLED))
+    dead = ", ".join(f"r.{q(HandlerRun._meta.get_field(name).column)}" for name in DEAD_FIELDS)
     # CROSS JOIN: SQLite walks the few open runs, never the runs by status.
     sql = (
-        f"SELECT r.id, r.handler, r.status, r.duration_us FROM {q(OpenRun._meta.db_table)} o "
+        f"SELECT r.id, r.handler, r.status, r.duration_us, {dead} "
+        f"FROM {q(OpenRun._meta.db_table)} o "
         f"CROSS JOIN {q(HandlerRun._meta.db_table)} r "
         f"WHERE r.id = o.run_id AND r.status IN ({marks}) LIMIT %s"
     )
@@ -179,10 +194,11 @@ def _settled_open_runs():
         rows = cursor.fetchall()
     converters = id_field.get_db_converters(connection)
     found = []
-    for run_id, handler, status, duration_us in rows:
+    for run_id, handler, status, duration_us, *dead in rows:
         for converter in converters:
             run_id = converter(run_id, id_field, connection)
-        found.append((run_id, handler, status, duration_us))
+        dead[-1] = failures.as_moment(dead[-1])  # finished_at, as text on SQLite
+        found.append((run_id, handler, status, duration_us, *dead))
     return found
 
 
@@ -213,6 +229,7 @@ def apply_step(step):
                 [OpenRun(run_id=run_id) for run_id in step.opened], ignore_conflicts=True
             )
             _add_run_tallies(step.ended)
+            failures.fold(step.dead)
             _note_attempts(step)
     except Overtaken:
         return False
@@ -294,17 +311,18 @@ def reopen_runs(run_ids):
     position = IndexerPosition.objects.get(name=INDEXER).position
     open_ids = set(OpenRun.objects.filter(run_id__in=run_ids).values_list("run_id", flat=True))
     dead = [
-        (run_id, handler)
-        for run_id, handler in HandlerRun.objects.filter(
+        (run_id, handler, fields)
+        for run_id, handler, *fields in HandlerRun.objects.filter(
             pk__in=run_ids, status=RunStatus.DEAD, global_position__lte=position
-        ).values_list("pk", "handler")
+        ).values_list("pk", "handler", *DEAD_FIELDS)
         if run_id not in open_ids
     ]
-    for handler, runs in Counter(handler for _, handler in dead).items():
+    for handler, runs in Counter(handler for _, handler, _ in dead).items():
         RunTally.objects.filter(handler=handler, status=RunStatus.DEAD).update(
             runs=F("runs") - runs
         )
-    OpenRun.objects.bulk_create([OpenRun(run_id=run_id) for run_id, _ in dead])
+    failures.unfold([failures.DeadRun(key, handler, *rest) for _, handler, (key, *rest) in dead])
+    OpenRun.objects.bulk_create([OpenRun(run_id=run_id) for run_id, _, _ in dead])
 
 
 def _note_attempts(step):
@@ -353,6 +371,7 @@ def rebuild():
         IndexerPosition.objects.filter(name=ATTEMPTS_INDEXER).delete()
         for model in INDEX_TABLES:
             model.objects.all().delete()
+        failures.forget()
 
 
 # The loop -----------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from inspector.models import HandlerAttempt, HandlerRun, HandlerState, RunStatus
+from inspector.models import FailureGroup, HandlerAttempt, HandlerRun, HandlerState, RunStatus
 from inspector.runtime import signals
+from inspector.runtime.failures import failure_group
 from inspector.runtime.sql import Increment, insert_rows, new_instance, update_row
 from inspector.runtime.unit_of_work import Cause, caused_by, unit_of_work
 from inspector.runtime.wakeup import notify_workers
@@ -202,6 +203,7 @@ class Dispatcher:
                     "error_type": "",
                     "error_message": "",
                     "traceback": "",
+                    "failure_group": "",
                     "claimed_by": "",
                     "lease_expires_at": None,
                     "updated_at": finished_at,
@@ -229,6 +231,10 @@ class Dispatcher:
         duration_us = int((time.perf_counter() - started) * 1_000_000)
         error_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
         formatted = traceback.format_exc()
+        message = str(exc)
+        group = failure_group(
+            handler=run.handler, error_type=error_type, message=message, traceback_text=formatted
+        )
         with transaction.atomic():
             attempts = (
                 HandlerRun.objects.filter(pk=run.pk, claimed_by=owner)
@@ -255,13 +261,15 @@ class Dispatcher:
                     "finished_at": finished_at,
                     "duration_us": duration_us,
                     "error_type": error_type,
-                    "error_message": str(exc),
+                    "error_message": message,
                     "traceback": formatted,
+                    "failure_group": group,
                     "claimed_by": "",
                     "lease_expires_at": None,
                     "updated_at": finished_at,
                 },
             )
+            _note_group(group, run.handler, error_type, message, finished_at)
             HandlerAttempt.objects.create(
                 run_id=run.pk,
                 number=number,
@@ -270,7 +278,7 @@ class Dispatcher:
                 finished_at=finished_at,
                 duration_us=duration_us,
                 error_type=error_type,
-                error_message=str(exc),
+                error_message=message,
                 traceback=formatted,
             )
             # at the commit: a worker may commit a group of runs at once
@@ -286,4 +294,27 @@ class Dispatcher:
         run.status = status
         run.attempts = number
         run.error_type = error_type
-        run.error_message = str(exc)
+        run.error_message = message
+        run.failure_group = group
+
+
+_known_groups = set()  # keys this process has seen written (they are never deleted)
+KNOWN_GROUPS_LIMIT = 10_000
+
+
+def _note_group(key, handler, error_type, message, at):
+    """Write the group's row with its first failure; a group already known to this process
+    costs nothing, and an existing row is left alone (no row lock between failures)."""
+    if key in _known_groups:
+        return
+    FailureGroup.objects.bulk_create(
+        [
+            FailureGroup(
+                key=key, handler=handler, error_type=error_type, message=message, first_seen=at
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    if len(_known_groups) >= KNOWN_GROUPS_LIMIT:
+        _known_groups.clear()
+    transaction.on_commit(lambda: _known_groups.add(key))
