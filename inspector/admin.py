@@ -79,7 +79,7 @@ def _status(status, label):
     return format_html('<strong style="color: {}">{}</strong>', color, label)
 
 
-def _counted(count):
+def counted(count):
     """`runs` and `handler_runs` for a message: "1 run", "3 handler runs"."""
     plural = "" if count == 1 else "s"
     return {"runs": f"{count} run{plural}", "handler_runs": f"{count} handler run{plural}"}
@@ -548,7 +548,7 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
             form = ReasonForm(request.POST)
             reason = form.cleaned_data["reason"] if form.is_valid() else ""
             count = operation.service(runs=queryset, user=request.user, reason=reason)
-            message = operation.done.format(**_counted(count)) + "."
+            message = operation.done.format(**counted(count)) + "."
             if selected > count:
                 left = selected - count
                 message += (
@@ -591,7 +591,7 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "action": operation.action,
             "select_across": request.POST.get("select_across") in ("1", "True", "true"),
             "selected_ids": request.POST.getlist(ACTION_CHECKBOX_NAME),
-            "button": operation.button.format(**_counted(count)),
+            "button": operation.button.format(**counted(count)),
         }
         return TemplateResponse(
             request, "admin/inspector/handlerrun/action-confirmation.html", context

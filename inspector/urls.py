@@ -2,7 +2,15 @@
 
 from django.urls import path
 
-from inspector.dashboard.views import handlers, live, messages, search, streams, workflow
+from inspector.dashboard.views import (
+    failures,
+    handlers,
+    live,
+    messages,
+    search,
+    streams,
+    workflow,
+)
 
 app_name = "inspector"
 
@@ -24,6 +32,13 @@ urlpatterns = [
     path("handlers/", handlers.handler_list, name="handlers"),
     path("handlers/<str:name>/pause/", handlers.handler_pause, name="handler-pause"),
     path("handlers/<str:name>/resume/", handlers.handler_resume, name="handler-resume"),
+    path("failures/", failures.failure_list, name="failures"),
+    path("failures/<str:key>/", failures.failure_group_detail, name="failure-group"),
+    path(
+        "failures/<str:key>/<str:action>/",
+        failures.failure_group_action,
+        name="failure-group-action",
+    ),
     path("map/", workflow.workflow_map, name="map"),
     path("map.svg", workflow.workflow_map_svg, name="map-svg"),
     path("search/", search.message_search, name="search"),

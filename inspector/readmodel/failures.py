@@ -215,11 +215,12 @@ def as_moment(value):
     return moment
 
 
-def failure_counts(*, handler=None, now=None, known=None):
+def failure_counts(*, handler=None, now=None, known=None, details=True):
     """{group key: GroupCounts} of every group with a failed or dead run now, exact.
 
-    `handler` keeps one handler's groups. One consistent statement for the counts and one
-    read of the groups' rows.
+    `handler` keeps one handler's groups. One consistent statement for the counts (pass
+    `known`, tallies.positions(), to share its read of the indexer's state with other counts)
+    and, with `details`, one read of the groups' sample message and first failure.
     """
     now = now or timezone.now()
     group, run, hour, stream, open_run = (
@@ -245,7 +246,8 @@ def failure_counts(*, handler=None, now=None, known=None):
     def sql():
         # CROSS JOIN: SQLite walks the few open runs and looks each one up.
         return (
-            f"SELECT 'group', key, NULL, NULL, dead, last_dead_at, NULL, streams, NULL, NULL "
+            f"SELECT 'group', key, NULL, NULL, dead, last_dead_at, NULL, streams, handler, "
+            "error_type "
             f"FROM {group} WHERE dead > 0{group_handler} "
             f"UNION ALL SELECT 'hour', h.failure_group, NULL, h.hour, h.runs, NULL, NULL, NULL, "
             f"NULL, NULL FROM {hour} h WHERE h.hour > %s"
@@ -281,6 +283,7 @@ def failure_counts(*, handler=None, now=None, known=None):
     for source, key, status, hour_number, runs, at, stream_name, extra, name, error in rows:
         entry = found.setdefault(key, GroupCounts(key=key))
         at = as_moment(at)
+        entry.handler, entry.error_type = entry.handler or name, entry.error_type or error
         if source == "group":
             entry.dead += runs
             entry.streams += extra or 0
@@ -292,7 +295,6 @@ def failure_counts(*, handler=None, now=None, known=None):
                 entry.dead += 1
             else:
                 entry.failed += 1
-            entry.handler, entry.error_type = entry.handler or name, entry.error_type or error
             entry.last_seen = _later(entry.last_seen, at)
             if at is not None:
                 entry.hours[hour_of(at)] = entry.hours.get(hour_of(at), 0) + 1
@@ -301,6 +303,8 @@ def failure_counts(*, handler=None, now=None, known=None):
     for key, names in live_streams.items():
         found[key].streams += len(names)
     found = {key: entry for key, entry in found.items() if entry.total}
+    if not details:
+        return found
     for row in FailureGroup.objects.filter(key__in=found).only(
         "key", "handler", "error_type", "message", "first_seen"
     ):

@@ -298,15 +298,10 @@ class Dispatcher:
         run.failure_group = group
 
 
-_known_groups = set()  # keys this process has seen written (they are never deleted)
-KNOWN_GROUPS_LIMIT = 10_000
-
-
 def _note_group(key, handler, error_type, message, at):
-    """Write the group's row with its first failure; a group already known to this process
-    costs nothing, and an existing row is left alone (no row lock between failures)."""
-    if key in _known_groups:
-        return
+    """Write the group's row with its first failure. An existing row is left alone: an
+    insert that conflicts takes no row lock, so failures of one group never wait on each
+    other (only two first failures of one new group at once do, until the first commits)."""
     FailureGroup.objects.bulk_create(
         [
             FailureGroup(
@@ -315,6 +310,3 @@ def _note_group(key, handler, error_type, message, at):
         ],
         ignore_conflicts=True,
     )
-    if len(_known_groups) >= KNOWN_GROUPS_LIMIT:
-        _known_groups.clear()
-    transaction.on_commit(lambda: _known_groups.add(key))

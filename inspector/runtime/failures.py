@@ -44,8 +44,9 @@ PARTICULARS = (
         ),
         "<hex>",
     ),
-    # Numbers: counts, amounts, positions; dates and times digit group by digit group.
-    (re.compile(r"\d+(?:[.,]\d+)*"), "<n>"),
+    # Numbers, with their sign unless it joins a word (order-12): counts, amounts,
+    # positions; dates and times digit group by digit group.
+    (re.compile(r"(?:(?<![\w.])-)?\d+(?:[.,]\d+)*"), "<n>"),
 )
 WHITESPACE = re.compile(r"\s+")
 

@@ -84,6 +84,7 @@ class InspectorCollector:
             oldest.add_metric([handler], snapshot.oldest_unfinished.get(handler, 0.0))
             paused.add_metric([handler], 1 if handler in snapshot.paused else 0)
         yield runs
+        yield _failures(snapshot.failures)
         yield pending
         yield oldest
         yield paused
@@ -107,6 +108,18 @@ class InspectorCollector:
         )
         clients.add_metric([], connected_clients())
         yield clients
+
+
+def _failures(rows):
+    """Failed and dead runs now by handler and exception type, from the failure groups."""
+    family = GaugeMetricFamily(
+        "inspector_handler_failures",
+        "Runs failed or dead now, by handler, exception type and status (failure groups).",
+        labels=["handler", "exception", "status"],
+    )
+    for handler, exception, status, runs in rows or ():
+        family.add_metric([handler, exception, status], runs)
+    return family
 
 
 def _le(bound):

@@ -1,0 +1,103 @@
+"""Failure groups: the failures page, one group's page, and replay or resolve of a group."""
+
+from django import forms
+from django.contrib import messages as notices
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from inspector.admin import OPERATIONS, counted
+from inspector.dashboard.selectors import failures as selectors
+from inspector.dashboard.views.messages import REPLAY_PERMISSION
+from inspector.dashboard.views.streams import _int_param
+
+LIVE_SECONDS = 2  # how often the failures page asks for its table again
+
+
+class GroupActionForm(forms.Form):
+    """A replay or resolve of a whole group: the reason kept with each run's history, and
+    whether the operator has seen how many runs it touches."""
+
+    reason = forms.CharField(max_length=500, required=False, label="Reason")
+    confirm = forms.ChoiceField(choices=[("", "no"), ("yes", "yes")], required=False)
+
+
+@staff_member_required
+@require_GET
+def failure_list(request):
+    """One row per failure group; htmx asks for the table again every LIVE_SECONDS."""
+    handler = request.GET.get("handler", "").strip() or None
+    context = {
+        "groups": selectors.failure_group_list(handler=handler),
+        "handler": handler or "",
+        "live_seconds": LIVE_SECONDS,
+    }
+    if request.htmx:
+        return render(request, "inspector/failures-table.html", context)
+    return render(request, "inspector/failures.html", context)
+
+
+def _group_or_404(key):
+    row = selectors.failure_group(key)
+    if row is None:
+        raise Http404("No failure group with this key")
+    return row
+
+
+def _group_context(request, row, *, form=None, operation=None):
+    after = _int_param(request, "after", -1)
+    return {
+        "group": row,
+        "page": selectors.group_run_list(row.counts.key, after=after),
+        "after": after,
+        "sample": selectors.group_traceback(row.counts.key),
+        "can_replay": request.user.has_perm(REPLAY_PERMISSION),
+        "form": form or GroupActionForm(),
+        "operations": OPERATIONS,
+    }
+
+
+@staff_member_required
+@require_GET
+def failure_group_detail(request, key):
+    """A group: what it is, its runs (keyset-paged), one full traceback, its actions."""
+    row = _group_or_404(key)
+    return render(request, "inspector/failure-group.html", _group_context(request, row))
+
+
+@staff_member_required
+@require_POST
+def failure_group_action(request, key, action):
+    """Replay or resolve every failed and dead run of a group, as the admin's actions do:
+    first a confirmation that says how many runs it will touch, then the service."""
+    operation = OPERATIONS.get(action)
+    if operation is None:
+        raise Http404("No such action")
+    if not request.user.has_perm(REPLAY_PERMISSION):
+        return HttpResponse("You may not replay or resolve handler runs.", status=403)
+    row = _group_or_404(key)
+    form = GroupActionForm(request.POST)
+    if not form.is_valid():
+        context = _group_context(request, row, form=form)
+        return render(request, "inspector/failure-group.html", context, status=400)
+    by_status = selectors.group_status_counts(key)
+    count = sum(by_status.values())
+    if form.cleaned_data["confirm"] != "yes":
+        context = {
+            **_group_context(request, row, form=form),
+            "operation": operation,
+            "action": action,
+            "count": count,
+            "by_status": sorted(by_status.items()),
+            "button": operation.button.format(**counted(count)),
+        }
+        return render(request, "inspector/failure-confirm.html", context)
+    done = operation.service(
+        runs=selectors.group_runs(key), user=request.user, reason=form.cleaned_data["reason"]
+    )
+    if done:
+        notices.success(request, operation.done.format(**counted(done)) + ".")
+    else:
+        notices.warning(request, f"No run of this group was failed or dead: none {operation.verb}.")
+    return redirect("inspector:failure-group", key=key)
