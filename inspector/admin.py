@@ -18,6 +18,7 @@ from django.utils.text import Truncator
 
 from inspector.dashboard.formatting import ONE_DECIMAL, format_ms
 from inspector.models import (
+    FailureGroup,
     HandlerAttempt,
     HandlerRun,
     HandlerRunReplay,
@@ -295,6 +296,31 @@ class HandlerFilter(admin.SimpleListFilter):
         return queryset.filter(handler=self.value()) if self.value() else queryset
 
 
+class FailureGroupFilter(admin.SimpleListFilter):
+    """The newest failure groups to choose from; any group's key in the query string (the
+    failure group page links it) selects its runs, for the replay and resolve actions."""
+
+    title = "failure group"
+    parameter_name = "failure_group"
+    shown = 20  # groups offered as choices
+
+    def lookups(self, request, model_admin):
+        groups = FailureGroup.objects.order_by("-first_seen").only(
+            "key", "handler", "error_type", "message"
+        )[: self.shown]
+        return [
+            (
+                group.key,
+                f"{short_handler(group.error_type)} in {short_handler(group.handler)}: "
+                + Truncator(group.message).chars(60),
+            )
+            for group in groups
+        ]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(failure_group=self.value()) if self.value() else queryset
+
+
 class LineageInlineMixin(ReadOnlyMixin):
     extra = 0
     can_delete = False
@@ -393,7 +419,12 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "last_error",
         "updated_at",
     )
-    list_filter = ("status", HandlerFilter, ("created_at", admin.DateFieldListFilter))
+    list_filter = (
+        "status",
+        HandlerFilter,
+        FailureGroupFilter,
+        ("created_at", admin.DateFieldListFilter),
+    )
     search_fields = ("error_message",)  # see get_search_results
     search_help_text = "A message id or run id (a UUID), or words from the error."
     ordering = ("-global_position", "handler")
@@ -432,7 +463,15 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
         ),
         (
             "Outcome of the last attempt",
-            {"fields": ("error_type", "error_message", "traceback_pre", "raised_links")},
+            {
+                "fields": (
+                    "error_type",
+                    "error_message",
+                    "failure_group_link",
+                    "traceback_pre",
+                    "raised_links",
+                )
+            },
         ),
     )
     readonly_fields = (
@@ -454,6 +493,7 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "updated_at",
         "error_type",
         "error_message",
+        "failure_group_link",
         "traceback_pre",
         "raised_links",
     )
@@ -503,6 +543,17 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="traceback")
     def traceback_pre(self, run):
         return _traceback(run.traceback)
+
+    @admin.display(description="failure group")
+    def failure_group_link(self, run):
+        if not run.failure_group:
+            return "—"
+        return format_html(
+            '<a href="{}"><code>{}</code></a> (<a href="{}">its runs here</a>)',
+            reverse("inspector:failure-group", args=[run.failure_group]),
+            run.failure_group,
+            _changelist(HandlerRun, failure_group=run.failure_group),
+        )
 
     @admin.display(description="raised")
     def raised_links(self, run):

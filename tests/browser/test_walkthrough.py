@@ -204,6 +204,12 @@ def test_every_page_is_clean_and_accessible_under_demo_traffic(
     walk.open(reverse("inspector:category", args=[message.category]))
     walk.open(reverse("inspector:stream", args=[message.stream]))
     walk.open(reverse("inspector:handlers"))
+    # Failure groups: the page asks for its table again every 2 s while failures come in.
+    walk.open(reverse("inspector:failures"), wait=LIVE * 3)
+    group = page.locator("#failures tr.failure-group").first
+    expect(group).to_be_visible()
+    walk.open(reverse("inspector:failure-group", args=[group.get_attribute("data-group")]))
+    expect(page.get_by_role("heading", name=re.compile(r" in "))).to_be_visible()
     walk.open(reverse("inspector:map"))
     walk.open(reverse("inspector:search"))
     walk.open(reverse("inspector:search") + "?type=OrderPlaced&field=customer_name%3DAda+Lovelace")

@@ -525,3 +525,22 @@ def test_the_failures_page_reads_as_many_queries_however_many_failed_runs(
     assert queries() == few
     assert few <= 8
     assert HandlerAttempt.objects.count() >= 40
+
+
+def test_the_admin_filters_runs_by_failure_group_and_links_a_runs_group(
+    admin_client, oversell, domain, extra_handlers
+):
+    dune, emma = oversell("Dune"), oversell("Emma")
+    extra_handlers(Hostile, stream_category="probe::hostile")
+    append_pings(domain, "probe::hostile", [1])
+    changelist = reverse("admin:inspector_handlerrun_changelist")
+
+    body = admin_client.get(changelist, {"failure_group": dune.failure_group}).content.decode()
+    listed = set(re.findall(r"/admin/inspector/handlerrun/([0-9a-f-]{36})/change/", body))
+    assert listed == {str(dune.pk), str(emma.pk)}
+    assert "DomainError in InventoryEventHandler: Not enough stock of &#x27;" in body  # a choice
+
+    change = admin_client.get(reverse("admin:inspector_handlerrun_change", args=[dune.pk]))
+    group_page = reverse("inspector:failure-group", args=[dune.failure_group])
+    link = f'<a href="{group_page}"><code>{dune.failure_group}</code></a>'
+    assert link in change.content.decode()
