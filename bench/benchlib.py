@@ -1,18 +1,15 @@
-"""Helpers the benchmarks share: percentiles, ratios, free ports, CPU accounting, and a
-throwaway PostgreSQL cluster started the way scripts/test-all starts one."""
+"""Helpers the benchmarks share: percentiles, ratios, CPU accounting, and a throwaway
+PostgreSQL cluster started the way scripts/test-all starts one."""
 
 import contextlib
 import math
 import os
-import pwd
 import resource
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
+
+from tests.services import PostgreSQLCluster  # the scripts put the repository on sys.path
 
 
 def log(text):
@@ -28,12 +25,6 @@ def percentile(ordered, p):
     return ordered[min(len(ordered) - 1, max(0, math.ceil(p * len(ordered)) - 1))]
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def proc_stat(pid):
     """Fields of /proc/<pid>/stat after the command name (state first), or None if gone."""
     try:
@@ -42,73 +33,24 @@ def proc_stat(pid):
         return None
 
 
-def pg_bin():
-    """The newest Debian server binaries, as scripts/test-all finds them, else PATH."""
-    found = [
-        d
-        for d in Path("/usr/lib/postgresql").glob("*/bin")
-        if d.parent.name.isdigit() and (d / "initdb").exists() and (d / "pg_ctl").exists()
-    ]
-    if found:
-        return max(found, key=lambda d: int(d.parent.name))
-    initdb = shutil.which("initdb")
-    if initdb and shutil.which("pg_ctl"):
-        return Path(initdb).parent
-    raise SystemExit("bench: PostgreSQL server binaries (initdb, pg_ctl) not found")
-
-
 @contextlib.contextmanager
 def throwaway_cluster(settings=()):
-    """A PostgreSQL cluster on 127.0.0.1 in a temporary folder; yields (url, label, postmaster)."""
-    bindir = pg_bin()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-pg."))
-    pgdata, sock, pglog = tmp / "pgdata", tmp / "pgsock", tmp / "postgres.log"
-    prefix = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        try:
-            user = pwd.getpwnam("postgres").pw_name
-        except KeyError:
-            user = "nobody"
-        shutil.chown(tmp, user)
-        tmp.chmod(0o700)
-        prefix = ["runuser", "-u", user, "--"]
-
-    def pg_ctl(*args, check=True):
-        cmd = [*prefix, str(bindir / "pg_ctl"), "-D", str(pgdata), *map(str, args)]
-        return subprocess.run(cmd, cwd=tmp, check=check, capture_output=True)
-
-    started = False
+    """A PostgreSQL cluster on 127.0.0.1 in a temporary folder (tests/services.py's, which the
+    tests restart under a live page); yields (url, label, postmaster)."""
     try:
-        port = free_port()
-        subprocess.run([*prefix, "mkdir", "-p", str(sock)], cwd=tmp, check=True)
-        initdb = [str(bindir / "initdb"), "-D", str(pgdata), "--auth=trust", "-U", "postgres"]
-        initdb += ["--encoding=UTF8", "--locale=C.UTF-8"]
-        subprocess.run([*prefix, *initdb], cwd=tmp, check=True, capture_output=True)
-        conf = [
-            "",
-            "# bench: throwaway cluster",
-            "listen_addresses = '127.0.0.1'",
-            f"port = {port}",
-            f"unix_socket_directories = '{sock}'",
-            *settings,
-        ]
-        with (pgdata / "postgresql.conf").open("a") as handle:  # root may append; owner stays
-            handle.write("\n".join(conf) + "\n")
-        started = True
-        pg_ctl("-l", pglog, "-w", "-t", "60", "start")
-        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-        version = subprocess.run(
-            [bindir / "postgres", "--version"], capture_output=True, text=True
-        ).stdout.split()[2]
-        log(f"PostgreSQL {version} cluster on 127.0.0.1:{port} in {tmp}")
+        cluster = PostgreSQLCluster(settings, prefix="bench-pg.")
+    except RuntimeError as error:
+        raise SystemExit(f"bench: {error}") from None
+    try:
+        cluster.start()
+        version = cluster.version
+        log(f"PostgreSQL {version} cluster on 127.0.0.1:{cluster.port} in {cluster.folder}")
         label = f"throwaway {version} cluster" + (
             f" with {', '.join(settings)}" if settings else ""
         )
-        yield f"postgres://postgres@127.0.0.1:{port}/postgres", label, postmaster
+        yield cluster.url, label, cluster.postmaster
     finally:
-        if started and pg_ctl("-m", "fast", "-t", "30", "stop", check=False).returncode:
-            pg_ctl("-m", "immediate", "stop", check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
+        cluster.remove()
 
 
 def machine_busy_s():

@@ -39,13 +39,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchlib import (  # noqa: E402
-    free_port,
     machine_busy_s,
     own_cpu_s,
     percentile,
     process_cpu_s,
     ratio,
 )
+
+from tests.services import free_port  # noqa: E402
 
 P95_TARGET_MS = 150
 FEED_PATH = "/ws/inspector/feed/"

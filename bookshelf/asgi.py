@@ -7,11 +7,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bookshelf.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from bookshelf.routing import websocket_urlpatterns  # noqa: E402
+from inspector.routing import AuthMiddlewareStack  # noqa: E402
 from inspector.workers.embedded import start_embedded_worker  # noqa: E402
 
 application = ProtocolTypeRouter(

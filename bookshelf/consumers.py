@@ -73,11 +73,13 @@ class ShopConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = feed.NO_CHANNEL_LAYER
 
     async def connect(self):
+        accepted = await feed.wait_out_database_outage(self)
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=FORBIDDEN)
             return
-        await self.accept()
+        if not accepted:
+            await self.accept()
         self.queue = asyncio.Queue(maxsize=BUFFER)
         self.shown = set()  # nothing until the page says what it shows
         self.latest = OrderedDict()  # element id -> its latest swap, the RECENT last changed

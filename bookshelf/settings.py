@@ -93,7 +93,12 @@ TEMPLATES = [
 # request); else the embedded default, an SQLite file in WAL mode.
 _SQLITE_FILE = os.environ.get("INSPECTOR_SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
 if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=0)}
+    # Health checks: the pool checks a connection before it lends one (conf.postgresql_options).
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ["DATABASE_URL"], conn_max_age=0, conn_health_checks=True
+        )
+    }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             conf.postgresql_options(
@@ -168,7 +173,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"inspector": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        "inspector": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # psycopg's pool warns of every connection it drops and every reconnection attempt
+        # (a dozen lines a restart, one every few seconds while the database is away), which
+        # Inspector already says once each way ("The database went away", "... is back").
+        "psycopg.pool": {"level": "ERROR"},
+    },
 }
 BOOKSHELF_NOTIFY_DEFAULT = "customers@bookshelf.local"
 # The demo mail gateway refuses this share of sends (0 to 1), so failed runs show up to replay.

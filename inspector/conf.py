@@ -138,7 +138,12 @@ def postgresql_options(*, prepare=True, pool=True):
     """`OPTIONS` for a PostgreSQL entry: parameters bound on the server and, with `prepare`,
     statements run often prepared once per connection (turn it off behind a transaction-pooling
     proxy such as PgBouncer); with `pool`, a pool per process (psycopg_pool), so a request or a
-    websocket read borrows a connection instead of opening one."""
+    websocket read borrows a connection instead of opening one.
+
+    With the pool, set `CONN_HEALTH_CHECKS = True` in the entry too: Django then has the pool
+    check a connection before lending it (`ConnectionPool.check_connection`), so that the first
+    request after a database restart gets a working one instead of one the server cut (a 500).
+    """
     options = {"server_side_binding": True}
     if prepare:
         options["prepare_threshold"] = 5

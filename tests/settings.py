@@ -36,6 +36,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -68,7 +69,12 @@ TEMPLATES = [
 # touches the demo's data.
 _SQLITE_FILE = os.environ.get("INSPECTOR_SQLITE_PATH", str(BASE_DIR / "db.sqlite3-warehouse"))
 if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=0)}
+    # Health checks: the pool checks a connection before it lends one (conf.postgresql_options).
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ["DATABASE_URL"], conn_max_age=0, conn_health_checks=True
+        )
+    }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             conf.postgresql_options(
@@ -107,6 +113,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# whitenoise serves the static files where they are (the tests run no collectstatic) and
+# /favicon.ico, so that pages in a browser have their CSS and JS (tests/inspector's axe check).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_ROOT = BASE_DIR / "public"
 
 EMAIL_BACKEND = os.environ.get(
     "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend"
@@ -122,7 +133,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"inspector": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        "inspector": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # psycopg's pool warns of every connection it drops and every reconnection attempt
+        # (a dozen lines a restart, one every few seconds while the database is away), which
+        # Inspector already says once each way ("The database went away", "... is back").
+        "psycopg.pool": {"level": "ERROR"},
+    },
 }
 
 # The warehouse's mail gateway refuses every send while this is on (tests switch it).

@@ -13,6 +13,8 @@ import time
 
 from django.test import Client
 
+from tests.services import free_port
+
 
 def session_cookie(user):
     """The Cookie header of a logged-in session of `user`."""
@@ -45,12 +47,6 @@ async def drain_frames(ws, quiet=0.5):
 
 
 # Real servers: daphne as a subprocess, and a websocket client in a process of its own --------
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port, *, process, timeout=30.0, log=None):

@@ -33,11 +33,13 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
     channel_layer_alias = feed.NO_CHANNEL_LAYER
 
     async def connect(self):
+        accepted = await feed.wait_out_database_outage(self)
         user = self.scope.get("user")
         if user is None or not user.is_active or not user.is_staff:
             await self.close(code=FORBIDDEN)
             return
-        await self.accept()
+        if not accepted:
+            await self.accept()
         self.filters = {}
         self.paused = False
         self.cursor = None
@@ -150,9 +152,12 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
 
     async def _catch_up(self):
         """Send what the client missed after its cursor, from the store, in order (a paused
-        client gets it when it resumes)."""
+        client gets it when it resumes). While the database is away the read is tried again
+        until it is back: the socket stays open, the page is not yet told it is live."""
         while not self.paused:
-            items, _ = await sync_to_async(feed.message_items)(after=self.cursor)
+            items, _ = await feed.through_database_outage(
+                lambda: sync_to_async(feed.message_items)(after=self.cursor)
+            )
             if not items:
                 return
             await self._send_items(items)

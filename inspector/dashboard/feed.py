@@ -24,6 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
+from channels.auth import get_user
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db.models import Max
 from django.utils import timezone
@@ -59,10 +60,17 @@ LAYER_DOWN = (OSError, TimeoutError, RedisConnectionError, RedisTimeoutError)
 # so that live pages are current again within about a second of the server being back.
 LAYER_RETRY = (0.1, 0.2, 0.5, 1.0)
 
+# Seconds between the hub's joins of its group, and channels_redis's default group_expiry.
+REJOIN = 3600.0
+GROUP_EXPIRY = 86400
+
 # Seconds between the hub's reads while the database is away.
 DATABASE_RETRY = 0.25
 
 redis_outage = Outage("Redis", "live pages follow the store until it is back", log=logger)
+
+# The scope key inspector.routing's `AuthMiddleware` sets when it could not read the session.
+DATABASE_AWAY = "inspector_database_away"
 
 # The `channel_layer_alias` of the feed's consumers: no layer, so channels gives them no
 # channel of their own. Their hub delivers everything; a consumer waiting on a Redis layer's
@@ -211,6 +219,41 @@ async def leave(client):
             await sender
 
 
+async def through_database_outage(read):
+    """`await read()`, again every `DATABASE_RETRY` seconds while it fails for want of the
+    database (the outage is logged once each way, without a traceback)."""
+    while True:
+        try:
+            result = await read()
+        except Exception as error:
+            # On the thread that met the error: sync_to_async's shared one, as `read`'s.
+            if not await sync_to_async(lost_database)(error):
+                raise
+            await asyncio.sleep(DATABASE_RETRY)
+            continue
+        database_outage.is_back()
+        return result
+
+
+async def wait_out_database_outage(consumer):
+    """If `consumer`'s handshake came while the database was away (its session and user could
+    not be read), accept it and wait until the user can be read; whether it did (the socket is
+    then accepted, and the consumer goes on to check the user as usual).
+
+    Held open rather than refused: a server cannot close with "try again later" (1013, on which
+    the htmx ws extension reconnects; autobahn sends 1000 or 3000-4999 only), and a refused
+    handshake has the browser back off for up to a minute. So the page says "Reconnecting…"
+    through the outage and is live again as soon as the database is back. Nothing is sent
+    before the user is known: an anonymous socket learns nothing by being held.
+    """
+    scope = consumer.scope
+    if not scope.get(DATABASE_AWAY):
+        return False
+    await consumer.accept()
+    scope["user"] = await through_database_outage(lambda: get_user(scope))
+    return True
+
+
 def connected_clients():
     with _hubs_lock:
         return sum(len(hub.clients) for hub in _hubs.values())
@@ -232,7 +275,7 @@ class Hub:
     async def register(self, client):
         """Start delivering to `client`; return the position the hub has reached."""
         if self.cursor is None:
-            self.cursor = await sync_to_async(current_position)()
+            self.cursor = await through_database_outage(sync_to_async(current_position))
             self.run_cursor = timezone.now() - RUN_WINDOW  # where the next read of runs starts
         self.clients.add(client)
         if self._task is None or self._task.done():
@@ -285,11 +328,21 @@ class Hub:
                 client.offer(batch)
         return batch
 
+    async def _receive_pokes(self, layer, channel, *, until):
+        """Wake the hub for every poke that arrives on `channel` until the loop's time `until`."""
+        while (left := until - self.loop.time()) > 0:
+            try:
+                await asyncio.wait_for(layer.receive(channel), left)
+            except TimeoutError:
+                return
+            self.wake.set()
+
     async def _listen_for_pokes(self):
         layer = get_channel_layer()
         if layer is None or isinstance(layer, InMemoryChannelLayer):
             return  # in-process writers wake the hub directly
         channel = await layer.new_channel()
+        rejoin = rejoin_interval(layer)
         failures = 0
         try:
             while True:
@@ -299,9 +352,8 @@ class Hub:
                         self.wake.set()
                         failures = 0
                     redis_outage.is_back()
-                    while True:
-                        await layer.receive(channel)
-                        self.wake.set()
+                    await self._receive_pokes(layer, channel, until=self.loop.time() + rejoin)
+                    continue  # joined again: the layer forgets members after its group_expiry
                 except LAYER_DOWN as error:
                     # The first failure is tried again at once: Redis may have cut a connection
                     # as it restarted, and the layer opens a new one.
@@ -397,6 +449,14 @@ class _RemotePoker:
                 logger.warning("Could not poke the live feed", exc_info=True)  # not an outage
                 return None
         return error
+
+
+def rejoin_interval(layer):
+    """Seconds between the hub's joins of its group: channels_redis drops a member after
+    `group_expiry` (a day by default), and a hub connected longer would only poll. An hour, or
+    a quarter of a shorter expiry."""
+    expiry = getattr(layer, "group_expiry", None) or GROUP_EXPIRY
+    return min(REJOIN, expiry / 4)
 
 
 def retry_delay(failures):
