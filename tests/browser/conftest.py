@@ -4,25 +4,17 @@ screenshot of every failure."""
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from django.db import connection, connections
 
 from tests.bookshelf.conftest import add_book, domain  # noqa: F401  (the bookshelf's fixtures)
+from tests.browsers import CHROMIUM, CHROMIUM_ARGS, BrowserProblems
 from tests.sockets import daphne
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -68,73 +60,6 @@ def server_url(transactional_db, tmp_path, server_env):
     env, log = process_environment(**server_env), tmp_path / "daphne.log"
     with daphne("bookshelf.asgi:application", env=env, log=log, cwd=ROOT) as (port, _server):
         yield f"http://127.0.0.1:{port}"
-
-
-@dataclass(frozen=True)
-class Problem:
-    kind: str  # "console", "pageerror", "requestfailed" or "response"
-    text: str
-    url: str = ""
-    status: int | None = None
-
-    def __str__(self):
-        return f"{self.kind}: {self.text}"
-
-
-class BrowserProblems:
-    """What a clean browser console rules out, on every page of a test's browser: console
-    errors, uncaught exceptions, failed requests and responses with an error status.
-
-    A test that provokes one on purpose (a 404 page, a 422 form answer) says so first with
-    `expect(status, url_pattern)`; a missing expected one is not an error.
-    """
-
-    def __init__(self):
-        self.seen = []
-        self.expected = []
-
-    def expect(self, status, url_pattern):
-        """Allow responses with `status` for URLs matching `url_pattern` (a regex searched
-        for in the URL), and the console error Chromium logs for each."""
-        self.expected.append((status, re.compile(url_pattern)))
-
-    def watch(self, page):
-        def on_console(message):
-            if message.type == "error":
-                url = (message.location or {}).get("url", "")
-                self.seen.append(Problem("console", f"{message.text} (on {page.url})", url))
-
-        def on_response(response):
-            if response.status >= 400:
-                text = f"{response.status} for {response.request.method} {response.url}"
-                self.seen.append(Problem("response", text, response.url, response.status))
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda error: self.seen.append(Problem("pageerror", str(error))))
-        page.on(
-            "requestfailed",
-            lambda request: self.seen.append(
-                Problem(
-                    "requestfailed",
-                    f"{request.method} {request.url}: {request.failure}",
-                    request.url,
-                )
-            ),
-        )
-        page.on("response", on_response)
-
-    def _is_expected(self, problem):
-        for status, pattern in self.expected:
-            if not pattern.search(problem.url):
-                continue
-            if problem.status == status or (
-                problem.kind == "console" and f"status of {status}" in problem.text
-            ):
-                return True
-        return False
-
-    def unexpected(self):
-        return [problem for problem in self.seen if not self._is_expected(problem)]
 
 
 @pytest.fixture
