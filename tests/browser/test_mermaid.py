@@ -21,7 +21,7 @@ from inspector.dashboard.drawing.mermaid import render_mermaid
 from inspector.dashboard.flows import Flow, Participant, Step
 from inspector.models import HandlerRun, Message, RunStatus
 from inspector.services import handler_run_replay
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browsers import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

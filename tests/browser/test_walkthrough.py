@@ -15,10 +15,10 @@ from django.urls import reverse
 from bookshelf.models import Book, Order
 from inspector.models import HandlerRun, Message
 from tests.browser.conftest import ROOT, process_environment
+from tests.browsers import accessibility_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 FAILURES = {
     "INSPECTOR_DEMO_FAILURE_RATE": "0.3",  # the notification gateway fails 30% of sends
     "INSPECTOR_RETRIES": "1",
@@ -119,19 +119,9 @@ class Walk:
         """Let live updates and htmx requests arrive, then run axe on the page as it is."""
         self.page.wait_for_timeout(wait * 1000)
         self.page.wait_for_load_state("networkidle")
-        results = self.axe.run(
-            self.page,
-            options={"runOnly": {"type": "tag", "values": WCAG}, "resultTypes": ["violations"]},
-        )
+        self.violations += accessibility_violations(self.axe, self.page, label)
         self.checked.append(label)
         self.swaps[label] = self.page.evaluate("window.liveSwaps")
-        for violation in results.response["violations"]:
-            targets = ", ".join(" ".join(node["target"]) for node in violation["nodes"][:5])
-            more = len(violation["nodes"]) - 5
-            self.violations.append(
-                f"{label}: {violation['id']} ({violation['impact']}) on {targets}"
-                + (f" and {more} more" if more > 0 else "")
-            )
 
 
 def test_every_page_is_clean_and_accessible_under_demo_traffic(
