@@ -15,11 +15,13 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db import OperationalError
 from django.db.models import Max
 from django.test import override_settings
 
@@ -291,6 +293,54 @@ def test_the_hub_stays_in_its_redis_group_past_the_layers_group_expiry(staff, do
 
     with override_settings(CHANNEL_LAYERS=layer, INSPECTOR=inspector):
         assert "Ping" in async_to_sync(scenario)()
+
+
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="a dropped connection is told by psycopg's errors (SQLite's carry no SQLSTATE)",
+)
+def test_a_client_starts_and_catches_up_through_reads_that_met_a_dropped_connection(
+    staff, domain, monkeypatch
+):
+    """The hub's first read and a client's catch-up that meet a connection the server
+    dropped are read again, not the end of the consumer (its send loop died quietly)."""
+    with unit_of_work(domain) as uow:
+        for n in range(3):
+            uow.append(Ping(n=n), stream=f"probe::ping-{n}")
+    last = Message.objects.aggregate(last=Max("global_position"))["last"]
+    failures = {"current_position": 2, "message_items": 2}
+
+    def dropped_first(name):
+        read = getattr(feed, name)
+
+        def flaky(*args, **kwargs):
+            if failures[name]:
+                failures[name] -= 1
+                error = OperationalError("server closed the connection unexpectedly")
+                error.__cause__ = psycopg.OperationalError(str(error))  # no SQLSTATE: cut
+                raise error
+            return read(*args, **kwargs)
+
+        monkeypatch.setattr(feed, name, flaky)
+
+    for name in failures:
+        dropped_first(name)
+
+    async def scenario():
+        headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
+        ws = WebsocketCommunicator(application, FEED, headers=[*headers, (b"cookie", staff)])
+        connected, _ = await ws.connect()
+        assert connected
+        await ws.send_json_to({"action": "hello", "since": -1})
+        try:
+            return await receive_until(
+                ws, lambda text: has_position(last)(text) and "is-live" in text, timeout=10
+            )
+        finally:
+            await ws.disconnect()
+
+    async_to_sync(scenario)()
+    assert failures == {"current_position": 0, "message_items": 0}
 
 
 # PostgreSQL restarting under a live page and a worker -----------------------------------------
