@@ -34,6 +34,7 @@ RUN_FIELDS = (
     "status",
     "attempts",
     "finished_at",
+    "duration_us",
     "error_type",
     "error_message",
 )

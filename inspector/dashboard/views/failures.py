@@ -1,4 +1,12 @@
-"""Failure groups: the failures page, one group's page, and replay or resolve of a group."""
+"""Failure groups: the failures page, one group's page, and replay or resolve of a group.
+
+New failures appear live by htmx polling the table every LIVE_SECONDS, as the handlers page
+does, rather than over the feed's websocket: the feed sends fragments of message rows and run
+badges for the rows a client shows, and a group row is a count over many runs that any
+failure, retry, replay or indexer step can change, so each update would be a read of the
+groups anyway. The read is O(groups) (inspector/readmodel/failures.py), and a whole-table swap
+has no out-of-band target that might be missing.
+"""
 
 from django import forms
 from django.contrib import messages as notices
