@@ -32,7 +32,7 @@ from inspector.models import (
     RunStatus,
 )
 from inspector.readmodel.payload_index import INDEXER
-from inspector.readmodel.tallies import _consistent, _state_sql, _table
+from inspector.readmodel.tallies import consistent, quoted_table, state_sql
 
 SPARK_HOURS = 24  # the sparkline: failures per hour over the last day
 OLDER = -1  # the FailureHour of every hour before the last day and a bit
@@ -224,11 +224,11 @@ def failure_counts(*, handler=None, now=None, known=None, details=True):
     """
     now = now or timezone.now()
     group, run, hour, stream, open_run = (
-        _table(FailureGroup),
-        _table(HandlerRun),
-        _table(FailureHour),
-        _table(FailureStream),
-        _table(OpenRun),
+        quoted_table(FailureGroup),
+        quoted_table(HandlerRun),
+        quoted_table(FailureHour),
+        quoted_table(FailureStream),
+        quoted_table(OpenRun),
     )
     failing = ", ".join(["%s"] * len(FAILING))
     member = (
@@ -260,7 +260,7 @@ def failure_counts(*, handler=None, now=None, known=None, details=True):
             f"WHERE r.id = o.run_id AND {where}{by_handler} "
             f"UNION ALL SELECT 'live', {live} FROM {run} r "
             f"WHERE r.global_position > %s AND {where}{by_handler} "
-            f"UNION ALL {_state_sql(10)}"
+            f"UNION ALL {state_sql(10)}"
         )
 
     def params(state):
@@ -277,7 +277,7 @@ def failure_counts(*, handler=None, now=None, known=None, details=True):
             INDEXER,
         ]
 
-    rows, _ = _consistent(sql, params, known)
+    rows, _ = consistent(sql, params, known)
     found = {}
     live_streams = {}
     for source, key, status, hour_number, runs, at, stream_name, extra, name, error in rows:

@@ -54,7 +54,7 @@ def _bucket_case(column):
     return f"CASE WHEN {column} IS NULL THEN NULL {whens} ELSE '{OVERFLOW}' END"
 
 
-def _table(model):
+def quoted_table(model):
     return connection.ops.quote_name(model._meta.db_table)
 
 
@@ -74,7 +74,7 @@ def positions():
     return found
 
 
-def _consistent(sql_for, params_for, known):
+def consistent(sql_for, params_for, known):
     """Rows of a statement built for the indexer's state, read again if the state moved."""
     state = (known or positions())[INDEXER]
     for _ in range(ATTEMPTS):
@@ -88,12 +88,12 @@ def _consistent(sql_for, params_for, known):
     return [row for row in rows if row[0] != "state"], state
 
 
-def _state_sql(columns):
+def state_sql(columns):
     """The indexer's state as one more row of a UNION of `columns` columns."""
     nulls = ", NULL" * (columns - 5)
     return (
         f"SELECT 'state', NULL, NULL, position, steps{nulls} "
-        f"FROM {_table(IndexerPosition)} WHERE name = %s"
+        f"FROM {quoted_table(IndexerPosition)} WHERE name = %s"
     )
 
 
@@ -114,15 +114,15 @@ def message_counts(known=None):
     def sql():
         return (
             f"SELECT 'tally', category, type, messages, last_global_position "
-            f"FROM {_table(MessageTally)} "
+            f"FROM {quoted_table(MessageTally)} "
             "UNION ALL "
             f"SELECT 'live', category, type, COUNT(*), MAX(global_position) "
-            f"FROM {_table(Message)} WHERE global_position > %s "
+            f"FROM {quoted_table(Message)} WHERE global_position > %s "
             f"GROUP BY {_unindexed('category')}, {_unindexed('type')} "
-            f"UNION ALL {_state_sql(5)}"
+            f"UNION ALL {state_sql(5)}"
         )
 
-    rows, _ = _consistent(sql, lambda state: [state[0], INDEXER], known)
+    rows, _ = consistent(sql, lambda state: [state[0], INDEXER], known)
     found = {}
     for _, category, type_name, messages, last in rows:
         entry = found.setdefault((category, type_name), TypeCount(category, type_name, 0, -1))
@@ -154,7 +154,7 @@ class HandlerTotals:
 
 def run_totals(known=None):
     """{handler: HandlerTotals} for every run ever created, exact."""
-    run = _table(HandlerRun)
+    run = quoted_table(HandlerRun)
     bucket = _bucket_case("r.duration_us")
     live = (
         f"r.handler, r.status, COUNT(*), SUM(r.duration_us), {bucket} AS bucket, "
@@ -167,14 +167,14 @@ def run_totals(known=None):
         # status; PostgreSQL reads it as a plain join.
         return (
             f"SELECT 'tally', handler, status, runs, duration_us_sum, CAST(buckets AS TEXT), timed "
-            f"FROM {_table(RunTally)} "
-            f"UNION ALL SELECT 'live', {live} FROM {_table(OpenRun)} o CROSS JOIN {run} r "
+            f"FROM {quoted_table(RunTally)} "
+            f"UNION ALL SELECT 'live', {live} FROM {quoted_table(OpenRun)} o CROSS JOIN {run} r "
             f"WHERE r.id = o.run_id {group} "
             f"UNION ALL SELECT 'live', {live} FROM {run} r WHERE r.global_position > %s {group} "
-            f"UNION ALL {_state_sql(7)}"
+            f"UNION ALL {state_sql(7)}"
         )
 
-    rows, _ = _consistent(sql, lambda state: [state[0], INDEXER], known)
+    rows, _ = consistent(sql, lambda state: [state[0], INDEXER], known)
     totals = {}
     for source, handler, status, runs, duration_sum, buckets, timed in rows:
         entry = totals.setdefault(handler, HandlerTotals())
@@ -202,9 +202,9 @@ def last_attempt_ids(known=None):
     seen, _ = (known or positions())[ATTEMPTS_INDEXER]
     # CROSS JOIN: SQLite walks the few newer attempts, never every run.
     sql = (
-        f"SELECT handler, attempt_id FROM {_table(HandlerLastAttempt)} "
-        f"UNION ALL SELECT r.handler, MAX(a.id) FROM {_table(HandlerAttempt)} a "
-        f"CROSS JOIN {_table(HandlerRun)} r WHERE r.id = a.run_id AND a.id > %s "
+        f"SELECT handler, attempt_id FROM {quoted_table(HandlerLastAttempt)} "
+        f"UNION ALL SELECT r.handler, MAX(a.id) FROM {quoted_table(HandlerAttempt)} a "
+        f"CROSS JOIN {quoted_table(HandlerRun)} r WHERE r.id = a.run_id AND a.id > %s "
         "GROUP BY r.handler"
     )
     found = {}

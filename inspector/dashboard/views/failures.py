@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from inspector.admin import OPERATIONS, counted
 from inspector.dashboard.selectors import failures as selectors
 from inspector.dashboard.views.messages import REPLAY_PERMISSION
-from inspector.dashboard.views.streams import _int_param
+from inspector.dashboard.views.params import int_param
 
 LIVE_SECONDS = 2  # how often the failures page asks for its table again
 
@@ -54,7 +54,7 @@ def _group_or_404(key):
 
 
 def _group_context(request, row, *, form=None, operation=None):
-    after = _int_param(request, "after", -1)
+    after = int_param(request, "after", -1)
     return {
         "group": row,
         "page": selectors.group_run_list(row.counts.key, after=after),

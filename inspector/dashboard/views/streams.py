@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from inspector.dashboard import selectors
+from inspector.dashboard.views.params import int_param
 from inspector.runtime.store import category_of
 
 PAYLOAD_CHARS = 400  # a longer payload is cut in the table; the message page has all of it
@@ -17,14 +18,6 @@ def compact_json(value, limit=PAYLOAD_CHARS):
     """One line of JSON for a table cell, cut at `limit` characters."""
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _int_param(request, name, default):
-    """A keyset cursor from the query string; anything that is not an integer starts over."""
-    try:
-        return int(request.GET.get(name, default))
-    except (TypeError, ValueError):
-        return default
 
 
 @staff_member_required
@@ -59,7 +52,7 @@ def category_detail(request, category):
 @require_GET
 def stream_detail(request, stream):
     """One stream's messages by position; an aggregate's stream also shows its state history."""
-    after = _int_param(request, "after", -1)
+    after = int_param(request, "after", -1)
     page = selectors.stream_message_list(stream=stream, after=after)
     category = category_of(stream)
     if not category or (not page.items and after < 0):  # "-x" has no category: no stream
