@@ -58,16 +58,16 @@ class BrowserProblems:
 
         page.on("console", on_console)
         page.on("pageerror", lambda error: self.seen.append(Problem("pageerror", str(error))))
-        page.on(
-            "requestfailed",
-            lambda request: self.seen.append(
-                Problem(
-                    "requestfailed",
-                    f"{request.method} {request.url}: {request.failure}",
-                    request.url,
-                )
-            ),
-        )
+
+        def on_request_failed(request):
+            # Chromium reports loads the page itself cancelled (it navigated away while an
+            # icon was loading) as ERR_ABORTED: no server or network failed them.
+            if request.failure == "net::ERR_ABORTED":
+                return
+            text = f"{request.method} {request.url}: {request.failure}"
+            self.seen.append(Problem("requestfailed", text, request.url))
+
+        page.on("requestfailed", on_request_failed)
         page.on("response", on_response)
 
     def _is_expected(self, problem):
