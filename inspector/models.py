@@ -119,6 +119,16 @@ class HandlerRun(models.Model):
     # The key of its FailureGroup, set when an attempt fails (inspector/runtime/failures.py)
     # and cleared when one succeeds: blank for runs that are fine.
     failure_group = models.CharField(max_length=32, blank=True, default="")
+    # The edited replay whose payload this run runs with instead of its stored message's
+    # (edit and replay); null for runs of the message as it was stored.
+    edit = models.ForeignKey(
+        "HandlerRunReplay",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -158,8 +168,12 @@ class HandlerRun(models.Model):
                 condition=~models.Q(failure_group=""),
                 name="run_failure_group",
             ),
+            models.Index(fields=["edit"], condition=models.Q(edit__isnull=False), name="run_edit"),
         ]
-        permissions = [("replay_handlerrun", "Can replay and resolve handler runs")]
+        permissions = [
+            ("replay_handlerrun", "Can replay and resolve handler runs"),
+            ("edit_handlerrun", "Can edit a message's payload and replay a handler run with it"),
+        ]
 
     def __str__(self):
         return f"{self.handler} ← {self.message_type} ({self.status})"
@@ -249,11 +263,13 @@ class HandlerAttempt(models.Model):
 
 
 class HandlerRunReplay(models.Model):
-    """Who sent a failed run back to the queue (or resolved it), when, and why."""
+    """Who sent a failed run back to the queue (or resolved it, or made its retry due now),
+    when, and why; an edited replay also keeps the payload the run runs with from then on."""
 
     class Action(models.TextChoices):
         REPLAY = "replay", "Replayed"
         RESOLVE = "resolve", "Resolved"
+        RETRY = "retry", "Retried now"
 
     run = models.ForeignKey(HandlerRun, on_delete=models.CASCADE, related_name="replays")
     action = models.CharField(max_length=10, choices=Action.choices)
@@ -264,6 +280,10 @@ class HandlerRunReplay(models.Model):
     reason = models.TextField(blank=True, default="")
     previous_status = models.CharField(max_length=10, choices=RunStatus.choices)
     attempts_before = models.PositiveIntegerField()
+    # Edit and replay: the payload the handler runs with (the stored message is never
+    # rewritten) and the message's payload as it was, so the diff shows what changed.
+    edited_data = models.JSONField(null=True, blank=True)
+    original_data = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "at"]
