@@ -10,7 +10,7 @@ them), then in one short transaction moves the position compare-and-set and writ
   succeeded ones;
 - `OpenRun`: runs that may still change (pending, running, failed), counted live until they
   settle, when a later step moves them into the tallies; a dead run an operator replays or
-  resolves comes back here (`reopen_runs`, called by inspector/services.py);
+  resolves comes back here (`reopen_runs`, called by inspector/services/runs.py);
 - `HandlerLastAttempt`: each handler's latest failed attempt, for the handlers page.
 
 Readers add what lies beyond the position, so nothing is ever missing from a count or a search

@@ -1,4 +1,4 @@
-"""Writes an operator makes on handler runs: replay failed ones, or mark them resolved."""
+"""Replay failed or dead runs, or mark them resolved; pause and resume handlers."""
 
 import logging
 
