@@ -284,6 +284,10 @@ class HandlerRunReplay(models.Model):
     # rewritten) and the message's payload as it was, so the diff shows what changed.
     edited_data = models.JSONField(null=True, blank=True)
     original_data = models.JSONField(null=True, blank=True)
+    # The replay job that replayed or resolved the run; null for one done in a request.
+    job = models.ForeignKey(
+        "ReplayJob", on_delete=models.SET_NULL, null=True, blank=True, related_name="replays"
+    )
 
     class Meta:
         ordering = ["run", "at"]
@@ -415,3 +419,84 @@ class HandlerLastAttempt(models.Model):
 
     def __str__(self):
         return f"{self.handler}: attempt {self.attempt_id}"
+
+
+# Replay jobs (inspector/services/jobs.py makes them, inspector/workers/replay_jobs.py carries
+# them out).
+
+
+class ReplayJob(models.Model):
+    """A replay or resolve of many runs that workers carry out in the background, a chunk at a
+    time at `rate` runs per second, in (global position, handler) order.
+
+    Its runs are frozen when it is made: one INSERT ... SELECT copies the keys of the runs
+    that were failed or dead then into ReplayJobRun. A snapshot rather than criteria and an
+    upper bound because an admin selection is any filter of the changelist (or a list of
+    ids) and cannot be written down as criteria a worker could run again later; copying
+    100,000 keys takes a fraction of a second on PostgreSQL (bench/replay_jobs.py), and the
+    copy is also the count the confirmation promised. `covers` says what it is for people.
+
+    The cursor (`after_position`, `after_handler`) is the key of the last run it took, moved
+    with `applied` and `skipped` in the transaction that replays that chunk, so a job resumes
+    exactly where it stopped. One worker at a time carries it out: the one whose `claimed_by`
+    holds an unexpired lease; after a crash the lease runs out and another takes it over.
+    """
+
+    class Action(models.TextChoices):
+        REPLAY = "replay", "Replay"
+        RESOLVE = "resolve", "Resolve"
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        CANCELLED = "cancelled", "Cancelled"
+        FINISHED = "finished", "Finished"
+
+    action = models.CharField(max_length=10, choices=Action.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
+    covers = models.TextField()  # what it covers, for people: "failure group …", "admin …"
+    reason = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rate = models.PositiveIntegerField()  # runs per second
+    total = models.BigIntegerField(default=0)  # runs frozen when it was made
+    applied = models.BigIntegerField(default=0)  # queued again (replay) or resolved so far
+    skipped = models.BigIntegerField(default=0)  # no longer failed or dead when reached
+    after_position = models.BigIntegerField(default=-1)
+    after_handler = models.CharField(max_length=255, blank=True, default="")
+    next_step_at = models.DateTimeField()  # when the rate lets it take its next chunk
+    claimed_by = models.CharField(max_length=255, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["next_step_at"],
+                condition=models.Q(status__in=["waiting", "running"]),
+                name="replay_job_due",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_action_display()} job {self.pk} ({self.status})"
+
+
+class ReplayJobRun(models.Model):
+    """One run a replay job covers, by the key it is taken in: the primary key (job, global
+    position, handler) is the index a job's cursor walks."""
+
+    pk = models.CompositePrimaryKey("job", "global_position", "handler")
+    job = models.ForeignKey(ReplayJob, on_delete=models.CASCADE, related_name="+")
+    global_position = models.BigIntegerField()
+    handler = models.CharField(max_length=255)
+    run = models.ForeignKey(HandlerRun, on_delete=models.CASCADE, related_name="+", db_index=False)
+
+    def __str__(self):
+        return f"job {self.job_id}: {self.run_id}"
