@@ -17,6 +17,7 @@ from django.db import connection
 from bookshelf.management.commands.bookshelf_demo import BOOKS, Traffic
 from bookshelf.models import Book, Inventory, Notification, Order
 from inspector.models import HandlerRun
+from tests.processes import on_test_database
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,12 +115,7 @@ def test_traffic_runs_until_stopped_and_stops_gracefully():
     """The real command in its own process: SIGTERM ends it after the command in hand."""
     run("bookshelf_demo")
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="bookshelf.settings_test")
-    name = connection.settings_dict["NAME"]
-    if connection.vendor == "sqlite":
-        env["INSPECTOR_SQLITE_PATH"] = str(name)
-        env.pop("DATABASE_URL", None)
-    else:
-        env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
+    on_test_database(env)
     connection.close()
     process = subprocess.Popen(
         [sys.executable, "manage.py", "bookshelf_demo", "--traffic", "--rate", "20"],

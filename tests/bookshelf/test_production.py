@@ -12,8 +12,8 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
+from tests.processes import on_test_database
 from tests.sockets import LiveClient, daphne
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,12 +135,7 @@ def production_site(tmp_path, transactional_db):
         INSPECTOR_EMBEDDED_WORKER="0",
         DJANGO_SUPERUSER_PASSWORD="correct horse battery",
     )
-    name = connection.settings_dict["NAME"]
-    if connection.vendor == "sqlite":
-        env["INSPECTOR_SQLITE_PATH"] = str(name)
-        env.pop("DATABASE_URL", None)
-    else:
-        env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
+    on_test_database(env)
     for step in (
         ["collectstatic", "--noinput"],
         ["createsuperuser", "--noinput", "--username", "grace", "--email", "grace@example.com"],

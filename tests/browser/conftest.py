@@ -7,10 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from tests.bookshelf.conftest import add_book, domain  # noqa: F401  (the bookshelf's fixtures)
 from tests.browsers import CHROMIUM, CHROMIUM_ARGS, BrowserProblems
+from tests.processes import on_test_database
 from tests.sockets import daphne
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,26 +26,14 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-def database_environment():
-    """The variables that point another process at this test's database."""
-    name = connection.settings_dict["NAME"]
-    if connection.vendor == "sqlite":
-        return {"INSPECTOR_SQLITE_PATH": str(name), "DATABASE_URL": ""}
-    return {"DATABASE_URL": os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"}
-
-
 def process_environment(**extra):
     """The environment of a bookshelf process on the test database (daphne, a demo)."""
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="bookshelf.settings_test",
         DJANGO_EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-        **database_environment(),
-        **extra,
     )
-    if not env["DATABASE_URL"]:
-        del env["DATABASE_URL"]
-    return env
+    return on_test_database(env) | extra
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
+from tests.processes import on_test_database
 from tests.warehouse.domain import domain as warehouse_domain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,13 +95,7 @@ def order(domain):
 def subprocess_env(**extra):
     """The environment of a process the tests start on the test database, with these settings."""
     env = dict(os.environ, DJANGO_SETTINGS_MODULE=SETTINGS, **extra)
-    name = connection.settings_dict["NAME"]
-    if connection.vendor == "sqlite":
-        env["INSPECTOR_SQLITE_PATH"] = str(name)
-        env.pop("DATABASE_URL", None)
-    else:
-        base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
-        env["DATABASE_URL"] = f"{base}/{name}"
+    on_test_database(env)
     return env
 
 

@@ -13,13 +13,13 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.db import connection
 from django.test import override_settings
 
 from inspector.models import HandlerRun, Message
 from inspector.runtime.unit_of_work import unit_of_work
 from inspector.workers.worker import Worker
 from tests.asgi import application
+from tests.processes import on_test_database
 from tests.sockets import drain_frames, receive_until, session_cookie
 from tests.threads import run_in_thread
 from tests.warehouse.probe import Ping
@@ -205,12 +205,7 @@ def _write_from_another_process(extra_env):
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings", **extra_env)
     env["INSPECTOR_EMBEDDED_WORKER"] = "0"
     env["DJANGO_EMAIL_BACKEND"] = "django.core.mail.backends.dummy.EmailBackend"
-    name = connection.settings_dict["NAME"]
-    if connection.vendor == "sqlite":
-        env["INSPECTOR_SQLITE_PATH"] = str(name)
-        env.pop("DATABASE_URL", None)
-    else:
-        env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
+    on_test_database(env)
     code = (
         "from tests.warehouse.domain import domain; from tests.warehouse.commands import AddBook; "
         "domain.process(AddBook(title='From another process', author='X', price_amount=1))"
