@@ -1,6 +1,8 @@
-"""The tutorial workload (AddBook, place, confirm, ship, every handler) on the embedded default.
+"""The tutorial workload (AddBook, place, confirm, ship, every handler), sync, on one connection.
 
-Runs against a fresh SQLite file and prints one figure a line. Protean 0.18 manages about
+Runs against a fresh SQLite file (the embedded default) or, with `--database postgres`, a
+fresh database on DATABASE_URL's server (a throwaway cluster when DATABASE_URL is unset), and
+prints one figure a line. Protean 0.18 manages about
 4 iterations/s here; plain Django ORM on SQLite about 2,800 one-row transactions/s.
 
 On a fresh file it also logs the statements SQLite ran for the first 300 iterations and
@@ -10,6 +12,7 @@ could reach with this schema.
 """
 
 import argparse
+import contextlib
 import os
 import resource
 import shutil
@@ -23,9 +26,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def setup(db_path):
-    os.environ.pop("DATABASE_URL", None)
-    os.environ["INSPECTOR_SQLITE_PATH"] = db_path
+def setup(db_path=None, database_url=None):
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
+    else:
+        os.environ.pop("DATABASE_URL", None)
+        os.environ["INSPECTOR_SQLITE_PATH"] = db_path
     os.environ["DJANGO_EMAIL_BACKEND"] = "django.core.mail.backends.dummy.EmailBackend"
     os.environ["DJANGO_DEBUG"] = "0"  # DEBUG keeps every query in memory
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret")
@@ -42,6 +48,71 @@ def setup(db_path):
 
 
 FLOOR_ITERATIONS = 300
+
+
+class RoundTrips:
+    """What one connection sends PostgreSQL: statements (each its own round trip), and the
+    transactions' BEGIN and COMMIT, which psycopg sends as round trips of their own."""
+
+    def __init__(self):
+        self.statements = self.commits = self.rollbacks = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.statements += 1
+        return execute(sql, params, many, context)
+
+    def start(self):
+        from django.db import connection
+
+        connection.execute_wrappers.append(self)
+        commit, rollback = connection._commit, connection._rollback
+
+        def counted_commit():
+            self.commits += 1
+            return commit()
+
+        def counted_rollback():
+            self.rollbacks += 1
+            return rollback()
+
+        connection._commit, connection._rollback = counted_commit, counted_rollback
+
+    def stop(self):
+        from django.db import connection
+
+        connection.execute_wrappers.remove(self)
+        del connection._commit, connection._rollback  # the class's methods again
+
+    def report(self, iterations):
+        transactions = self.commits + self.rollbacks
+        trips = self.statements + 2 * transactions  # BEGIN and COMMIT/ROLLBACK each
+        print(
+            f"SQL statements per iteration: {self.statements / iterations:.1f} "
+            f"({self.commits / iterations:.1f} commits)"
+        )
+        print(f"round trips per iteration: {trips / iterations:.1f}")
+        return trips / iterations
+
+
+def one_row_commits_per_second(seconds=2.0):
+    """The server's ceiling for a chain of commits: one-row INSERTs in autocommit, one
+    connection, over the same socket the workload uses (each commit waits for its fsync)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_one_row (n integer)")
+    connection.ensure_connection()
+    raw = connection.connection
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        raw.execute("INSERT INTO bench_one_row VALUES (%s)", [count])
+        if not raw.autocommit:
+            raw.commit()
+        count += 1
+    rate = count / (time.perf_counter() - started)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_one_row")
+    return rate
 
 
 class StatementLog:
@@ -109,9 +180,26 @@ def main():
         help="run on this existing database file instead of a fresh one, e.g. one that "
         "inspector_pages.py --sqlite-path loaded with 1M messages: the rate at store size",
     )
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="postgres: a fresh database on DATABASE_URL's server, or on a throwaway cluster "
+        "when DATABASE_URL is unset (Protean 0.18 with Message DB: 32.9-34.7 iterations/s here)",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        setup(args.sqlite_path or str(Path(tmp) / "bench.sqlite3"))
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        postgres = args.database == "postgres"
+        if postgres:
+            from bench.benchlib import scratch_database, throwaway_cluster
+
+            server = os.environ.get("DATABASE_URL")
+            if not server:
+                server = stack.enter_context(throwaway_cluster())[0]
+            setup(database_url=stack.enter_context(scratch_database(server)))
+        else:
+            setup(args.sqlite_path or str(Path(tmp) / "bench.sqlite3"))
         from bookshelf.domain import domain
         from inspector.models import HandlerRun, Message
 
@@ -120,8 +208,12 @@ def main():
         first_new = last.global_position + 1 if last else 0
         runs_before = HandlerRun.objects.exclude(status="succeeded").count()
 
-        statements = None
-        if not args.sqlite_path:  # a fresh file: keep an empty copy to replay the SQL on
+        statements = trips = None
+        if postgres:
+            limit = one_row_commits_per_second()
+            trips = RoundTrips()
+            trips.start()
+        elif not args.sqlite_path:  # a fresh file: keep an empty copy to replay the SQL on
             empty_copy = str(Path(tmp) / "empty.sqlite3")
             shutil.copy(str(Path(tmp) / "bench.sqlite3"), empty_copy)
             statements = StatementLog(str(Path(tmp) / "statements.sql"))
@@ -134,8 +226,11 @@ def main():
             t0 = time.perf_counter()
             iteration(domain, n)
             durations.append(time.perf_counter() - t0)
-            if statements is not None and n + 1 == logged:
-                statements.stop()
+            if n + 1 == logged:
+                if statements is not None:
+                    statements.stop()
+                if trips is not None:
+                    trips.stop()
         elapsed = time.perf_counter() - started
 
         stored = Message.objects.count() - stored_before
@@ -160,7 +255,15 @@ def main():
             for part in (durations[i : i + tenth] for i in range(0, 10 * tenth, tenth))
         ]
         print("iterations/s by tenth: " + " ".join(f"{rate:.0f}" for rate in tenths))
-        print("target iterations/s: 200 (Protean 0.18: about 4)")
+        if postgres:
+            print("target iterations/s: 100 (Protean 0.18 + Message DB: 32.9-34.7)")
+            per_iteration = trips.report(logged)
+            print(f"one-row commits/s on this server, 1 connection (limit): {limit:,.0f}")
+            commits = trips.commits / logged
+            print(f"iterations/s if {commits:.0f} commits were all it cost: {limit / commits:.0f}")
+            print(f"round trips/s reached: {per_iteration * args.iterations / elapsed:,.0f}")
+        else:
+            print("target iterations/s: 103-125 today, no regression (Protean 0.18: about 4)")
         if statements is not None:
             floor_s, count, commits = sql_floor(statements.file.name, empty_copy)
             floor_ms = floor_s * 1000 / logged
