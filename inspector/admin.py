@@ -17,6 +17,7 @@ from django.utils.http import urlencode
 from django.utils.text import Truncator
 
 from inspector.dashboard.formatting import ONE_DECIMAL, format_ms
+from inspector.dashboard.fragments import operator_note
 from inspector.models import (
     FailureGroup,
     HandlerAttempt,
@@ -27,7 +28,13 @@ from inspector.models import (
 )
 from inspector.runtime.domain import current_domain
 from inspector.runtime.names import short_handler, short_type
-from inspector.services import REPLAYABLE, handler_runs_replay, handler_runs_resolve
+from inspector.services import (
+    REPLAYABLE,
+    RETRYABLE,
+    handler_runs_replay,
+    handler_runs_resolve,
+    handler_runs_retry_now,
+)
 
 STATUS_COLORS = {
     RunStatus.PENDING: "#2f3f9e",
@@ -433,7 +440,7 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
     paginator = CappedCountPaginator
     list_per_page = 50
-    actions = ["replay_selected", "resolve_selected"]
+    actions = ["replay_selected", "resolve_selected", "retry_selected_now"]
     inlines = [HandlerAttemptInline, HandlerRunReplayInline]
     fieldsets = (
         (
@@ -447,6 +454,7 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
                     ("position", "global_position"),
                     "status_label",
                     "attempts",
+                    "last_operator_action",
                 )
             },
         ),
@@ -483,6 +491,7 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "global_position",
         "status_label",
         "attempts",
+        "last_operator_action",
         "created_at",
         "available_at",
         "started_at",
@@ -544,6 +553,24 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def traceback_pre(self, run):
         return _traceback(run.traceback)
 
+    @admin.display(description="last operator action")
+    def last_operator_action(self, run):
+        """Who last replayed, resolved or retried it, and why; a failed run waiting out its
+        backoff gets a "Retry now" button (it posts the change form to the inspector's view,
+        which comes back here)."""
+        replay = run.replays.select_related("user").order_by("at", "pk").last()
+        note = operator_note(replay) if replay else "—"
+        if run.status not in RETRYABLE:
+            return note
+        return format_html(
+            '{}<p><button type="submit" class="button" formaction="{}" name="next" value="{}">'
+            "Retry now</button> (next attempt due {})</p>",
+            note,
+            reverse("inspector:run-retry-now", args=[run.pk]),
+            _change(run),
+            run.available_at,
+        )
+
     @admin.display(description="failure group")
     def failure_group_link(self, run):
         if not run.failure_group:
@@ -591,6 +618,20 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.action(description="Mark selected runs resolved", permissions=["replay"])
     def resolve_selected(self, request, queryset):
         return self._operate(request, queryset, OPERATIONS["resolve"])
+
+    @admin.action(description="Retry selected runs now", permissions=["replay"])
+    def retry_selected_now(self, request, queryset):
+        """No confirmation: it changes no run's outcome, only when a failed run's next
+        attempt is due."""
+        selected = queryset.count()
+        count = handler_runs_retry_now(runs=queryset, user=request.user)
+        message = f"Made {counted(count)['handler_runs']} due now."
+        if selected > count:
+            message += (
+                f" {selected - count} of the {selected} selected runs were not failed and "
+                "waiting for their next attempt, and were left as they were."
+            )
+        self.message_user(request, message, messages.SUCCESS if count else messages.WARNING)
 
     def _operate(self, request, queryset, operation):
         """Ask first, saying how many of the selection it applies to; then call the service."""

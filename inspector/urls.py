@@ -23,6 +23,7 @@ urlpatterns = [
         "messages/<uuid:message_id>/diagram.mmd", messages.message_mermaid, name="message-mermaid"
     ),
     path("runs/<uuid:run_id>/replay/", messages.run_replay, name="run-replay"),
+    path("runs/<uuid:run_id>/retry-now/", messages.run_retry_now, name="run-retry-now"),
     path("flows/<uuid:correlation_id>/", messages.flow_detail, name="flow"),
     path("flows/<uuid:correlation_id>/diagram.svg", messages.flow_svg, name="flow-svg"),
     path("flows/<uuid:correlation_id>/diagram.mmd", messages.flow_mermaid, name="flow-mermaid"),
@@ -34,6 +35,11 @@ urlpatterns = [
     path("handlers/<str:name>/resume/", handlers.handler_resume, name="handler-resume"),
     path("failures/", failures.failure_list, name="failures"),
     path("failures/<str:key>/", failures.failure_group_detail, name="failure-group"),
+    path(  # before the group's other actions, whose <action> would take "retry-now"
+        "failures/<str:key>/retry-now/",
+        failures.failure_group_retry_now,
+        name="failure-group-retry-now",
+    ),
     path(
         "failures/<str:key>/<str:action>/",
         failures.failure_group_action,

@@ -62,8 +62,18 @@ def time_element(value, pattern="%Y-%m-%d %H:%M:%S", *, digits=None):
     return format_html('<time datetime="{}">{}</time>', local.isoformat(), shown[:digits])
 
 
+def operator_note(replay):
+    """What an operator last did to a run, as lists show it: "Resolved by alice at
+    2026-05-01 10:00:00: fixed by hand" (a replay, resolve or retry now; its reason if any)."""
+    local = timezone.template_localtime(replay.at)
+    who = replay.user.get_username() if replay.user_id else "a script"
+    text = f"{replay.get_action_display()} by {who} at {local:%Y-%m-%d %H:%M:%S}"
+    return f"{text}: {replay.reason}" if replay.reason else text
+
+
 def run_badge(run, *, oob=False, url=None):
-    """One run as a coloured badge linking to its message; `oob` swaps it in place (htmx)."""
+    """One run as a coloured badge linking to its message; `oob` swaps it in place (htmx).
+    A run read with its operator's last action (`last_action`, selectors.runs) says it too."""
     title = f"{run.handler}: {run.status}"
     if run.attempts:
         title += f", attempt {run.attempts}"
@@ -71,6 +81,9 @@ def run_badge(run, *, oob=False, url=None):
         title += f", {format_ms(us=run.duration_us, rounding=ROWS)}"
     if run.error_type:
         title += f" — {short_handler(run.error_type)}"
+    last_action = getattr(run, "last_action", None)
+    if last_action is not None:
+        title += f" — {operator_note(last_action)}"
     return format_html(
         '<a id="run-{}"{} class="run-badge status-{}" href="{}#run-{}" title="{}" '
         'data-status="{}">{} <span class="run-status">{}</span></a>',

@@ -1,4 +1,5 @@
-"""Replay failed or dead runs, or mark them resolved; pause and resume handlers."""
+"""Replay failed or dead runs, mark them resolved, or make a failed run's next attempt due now;
+pause and resume handlers."""
 
 import logging
 
@@ -15,11 +16,14 @@ from inspector.runtime.wakeup import notify_workers
 logger = logging.getLogger(__name__)
 
 REPLAYABLE = (RunStatus.FAILED, RunStatus.DEAD)
+# Retry now only brings forward the attempt a failed run is waiting for; a dead run has none
+# left (replay it instead).
+RETRYABLE = (RunStatus.FAILED,)
 CHUNK = 500
 
 
 class RunNotReplayable(DomainError):
-    """Only failed or dead runs can be replayed or resolved."""
+    """Only failed or dead runs can be replayed or resolved, and only failed runs retried now."""
 
 
 def handler_run_replay(*, run, user=None, reason=""):
@@ -42,32 +46,52 @@ def handler_runs_resolve(*, runs, user=None, reason=""):
     return _many(runs, user, reason, HandlerRunReplay.Action.RESOLVE)
 
 
+def handler_run_retry_now(*, run, user=None, reason=""):
+    """Make a failed run's next attempt due now instead of after its backoff."""
+    return _one(run, user, reason, HandlerRunReplay.Action.RETRY)
+
+
+def handler_runs_retry_now(*, runs, user=None, reason=""):
+    """Make every failed run of `runs` due now; return how many were."""
+    return _many(runs, user, reason, HandlerRunReplay.Action.RETRY)
+
+
+def _statuses(action):
+    """The statuses a run may have for `action`."""
+    return RETRYABLE if action == HandlerRunReplay.Action.RETRY else REPLAYABLE
+
+
+REFUSALS = {  # action: (what the operator asked for, which runs it is for)
+    HandlerRunReplay.Action.REPLAY: ("replay", "only failed or dead runs can be replayed"),
+    HandlerRunReplay.Action.RESOLVE: ("resolve", "only failed or dead runs can be resolved"),
+    HandlerRunReplay.Action.RETRY: (
+        "retry now",
+        "only failed runs waiting for their next attempt can be retried now (replay a dead run)",
+    ),
+}
+
+
 def _one(run, user, reason, action):
     with transaction.atomic():
         current = HandlerRun.objects.select_for_update().get(pk=run.pk)
-        if current.status not in REPLAYABLE:
-            verb, done = (
-                ("replay", "replayed")
-                if action == HandlerRunReplay.Action.REPLAY
-                else ("resolve", "resolved")
-            )
+        if current.status not in _statuses(action):
+            verb, only = REFUSALS[action]
             raise RunNotReplayable(
                 f"Cannot {verb} the run of {current.handler} for {current.message_type}: it is "
-                f"{current.get_status_display().lower()}; only failed or dead runs can be "
-                f"{done}."
+                f"{current.get_status_display().lower()}; {only}."
             )
         _apply([(current.pk, current.status, current.attempts)], user, reason, action)
     return HandlerRun.objects.get(pk=run.pk)
 
 
 def _many(runs, user, reason, action):
-    ids = list(runs.filter(status__in=REPLAYABLE).values_list("pk", flat=True))
+    ids = list(runs.filter(status__in=_statuses(action)).values_list("pk", flat=True))
     total = 0
     for start in range(0, len(ids), CHUNK):
         with transaction.atomic():
             rows = list(
                 HandlerRun.objects.select_for_update()
-                .filter(pk__in=ids[start : start + CHUNK], status__in=REPLAYABLE)
+                .filter(pk__in=ids[start : start + CHUNK], status__in=_statuses(action))
                 .values_list("pk", "status", "attempts")
             )
             _apply(rows, user, reason, action)
@@ -98,10 +122,12 @@ def _apply(rows, user, reason, action):
     changes = {"claimed_by": "", "lease_expires_at": None, "updated_at": now}
     if action == HandlerRunReplay.Action.REPLAY:
         changes.update(status=RunStatus.PENDING, available_at=now)
+    elif action == HandlerRunReplay.Action.RETRY:  # still failed, its attempts kept: due now
+        changes.update(available_at=now)
     else:
         changes.update(status=RunStatus.RESOLVED)
     HandlerRun.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(**changes)
-    if action == HandlerRunReplay.Action.REPLAY:
+    if action in (HandlerRunReplay.Action.REPLAY, HandlerRunReplay.Action.RETRY):
         notify_workers()
     signals.announce_after_commit(run_ids=[pk for pk, _, _ in rows])
 

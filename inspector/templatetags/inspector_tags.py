@@ -21,6 +21,9 @@ def ms(duration_us):
     return format_ms(us=duration_us, rounding=ROWS, missing="")
 
 
+register.filter("operator_note", rows.operator_note)
+
+
 @register.filter
 def pretty_json(value):
     """Indented JSON; the template escapes it."""

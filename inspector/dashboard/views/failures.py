@@ -17,8 +17,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from inspector.admin import OPERATIONS, counted
 from inspector.dashboard.selectors import failures as selectors
+from inspector.dashboard.selectors.runs import with_last_actions
 from inspector.dashboard.views.messages import REPLAY_PERMISSION
 from inspector.dashboard.views.params import int_param
+from inspector.services import handler_runs_retry_now
 
 LIVE_SECONDS = 2  # how often the failures page asks for its table again
 
@@ -55,9 +57,11 @@ def _group_or_404(key):
 
 def _group_context(request, row, *, form=None, operation=None):
     after = int_param(request, "after", -1)
+    page = selectors.group_run_list(row.counts.key, after=after)
+    with_last_actions(page.items)  # "Retried now by …" on a run that failed again
     return {
         "group": row,
-        "page": selectors.group_run_list(row.counts.key, after=after),
+        "page": page,
         "after": after,
         "sample": selectors.group_traceback(row.counts.key),
         "can_replay": request.user.has_perm(REPLAY_PERMISSION),
@@ -108,4 +112,20 @@ def failure_group_action(request, key, action):
         notices.success(request, operation.done.format(**counted(done)) + ".")
     else:
         notices.warning(request, f"No run of this group was failed or dead: none {operation.verb}.")
+    return redirect("inspector:failure-group", key=key)
+
+
+@staff_member_required
+@require_POST
+def failure_group_retry_now(request, key):
+    """Make every failed run of a group due now (its dead runs have no attempt left to bring
+    forward). No confirmation: it changes no run's outcome, only when its next attempt is."""
+    if not request.user.has_perm(REPLAY_PERMISSION):
+        return HttpResponse("You may not retry handler runs.", status=403)
+    _group_or_404(key)
+    done = handler_runs_retry_now(runs=selectors.group_runs(key), user=request.user)
+    if done:
+        notices.success(request, f"{counted(done)['handler_runs']} of this group are due now.")
+    else:
+        notices.warning(request, "No run of this group is failed and waiting: none retried now.")
     return redirect("inspector:failure-group", key=key)

@@ -6,14 +6,16 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from inspector.dashboard.drawing.mermaid import render_mermaid
 from inspector.dashboard.drawing.sequence import render_svg
 from inspector.dashboard.flows import build_flow
+from inspector.dashboard.selectors.runs import with_last_actions
 from inspector.exceptions import DomainError
 from inspector.models import HandlerAttempt, HandlerRun, HandlerRunReplay, Message
-from inspector.services import handler_run_replay
+from inspector.services import handler_run_replay, handler_run_retry_now
 
 REPLAY_PERMISSION = "inspector.replay_handlerrun"
 PAYLOAD_PERMISSION = "inspector.view_message"
@@ -23,8 +25,12 @@ class ReplayForm(forms.Form):
     reason = forms.CharField(max_length=500, required=False, label="Why replay?")
 
 
+class RetryForm(forms.Form):
+    reason = forms.CharField(max_length=500, required=False, label="Why retry now?")
+
+
 def _runs_of(message):
-    return list(
+    runs = list(
         HandlerRun.objects.filter(message=message)
         .order_by("created_at", "handler")
         .prefetch_related(
@@ -34,6 +40,10 @@ def _runs_of(message):
             ),
         )
     )
+    for run in runs:  # the badge says what an operator last did (selectors.runs' attribute)
+        replays = run.replays.all()
+        run.last_action = replays[len(replays) - 1] if replays else None
+    return runs
 
 
 DEPTHS = (0, 1, 2)
@@ -125,10 +135,29 @@ def message_mermaid(request, message_id):
 @staff_member_required
 @require_POST
 def run_replay(request, run_id):
+    return _run_operation(
+        request, run_id, ReplayForm, handler_run_replay, "Replay of {handler} queued."
+    )
+
+
+@staff_member_required
+@require_POST
+def run_retry_now(request, run_id):
+    """Make a failed run's next attempt due now; back to the page it was asked from (`next`:
+    the admin's change page) or the message page."""
+    return _run_operation(
+        request, run_id, RetryForm, handler_run_retry_now, "Retry of {handler} is due now."
+    )
+
+
+def _run_operation(request, run_id, form_class, service, done):
+    """One operator write on one run from the message page: the run list again over htmx, the
+    page (or `next`) otherwise; 403 without the permission, 400 for a bad form, 409 when the
+    run's status does not allow it."""
     run = get_object_or_404(HandlerRun, pk=run_id)
     if not request.user.has_perm(REPLAY_PERMISSION):
-        return HttpResponse("You may not replay handler runs.", status=403)
-    form = ReplayForm(request.POST)
+        return HttpResponse("You may not replay or retry handler runs.", status=403)
+    form = form_class(request.POST)
     status = 200
     if not form.is_valid():
         status = 400
@@ -140,8 +169,8 @@ def run_replay(request, run_id):
         )
     else:
         try:
-            handler_run_replay(run=run, user=request.user, reason=form.cleaned_data["reason"])
-            notices.success(request, f"Replay of {run.handler} queued.")
+            service(run=run, user=request.user, reason=form.cleaned_data["reason"])
+            notices.success(request, done.format(handler=run.handler))
         except DomainError as exc:
             status = 409
             notices.error(request, str(exc))
@@ -149,6 +178,11 @@ def run_replay(request, run_id):
         message = run.message
         context = _message_context(request, message)
         return render(request, "inspector/message-runs.html", context, status=status)
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(back)
     if status != 200:  # the page again, saying why not, with the refusal's status
         context = _message_context(request, run.message)
         return render(request, "inspector/message-detail.html", context, status=status)
@@ -162,12 +196,14 @@ def _flow_or_404(request, correlation_id):
 
 
 def causation_tree(correlation_id):
-    """The correlation's messages as (depth, message) in causation order, roots first."""
+    """The correlation's messages as (depth, message) in causation order, roots first; each
+    run with what an operator last did to it (`last_action`)."""
     rows = list(
         Message.objects.filter(correlation_id=correlation_id)
         .order_by("global_position")
         .prefetch_related(Prefetch("runs", queryset=HandlerRun.objects.order_by("handler")))
     )
+    with_last_actions(run for message in rows for run in message.runs.all())
     known = {m.id for m in rows}
     children = {}
     for message in rows:
