@@ -181,6 +181,7 @@ class Dispatcher:
             stream=row.stream,
             origin_stream=row.metadata.get("origin_stream"),
             handler_run_id=str(run.id),
+            edited_replay=str(run.edit_id) if run.edit_id else None,
         )
         started_at = timezone.now()
         started = time.perf_counter()

@@ -20,6 +20,7 @@ class Cause:
     stream: str | None
     origin_stream: str | None
     handler_run_id: str | None = None
+    edited_replay: str | None = None  # the run runs with this edited replay's payload
 
     @classmethod
     def root(cls, correlation_id=None):
@@ -27,13 +28,16 @@ class Cause:
 
     def metadata(self, *, aggregate_version=None):
         """Metadata for a message caused by this one (Protean's origin stream: the chain's root)."""
-        return {
+        metadata = {
             "correlation_id": self.correlation_id,
             "causation_id": self.message_id,
             "origin_stream": self.origin_stream or self.stream,
             "handler_run_id": self.handler_run_id,
             "aggregate_version": aggregate_version,
         }
+        if self.edited_replay:  # caused by the stored message, but not as it was stored
+            metadata["edited_replay"] = self.edited_replay
+        return metadata
 
 
 _current_uow = ContextVar("inspector_unit_of_work", default=None)

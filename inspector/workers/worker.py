@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from inspector.models import HandlerRun, RunStatus
+from inspector.models import HandlerRun, HandlerRunReplay, RunStatus
 from inspector.runtime import signals, store
 from inspector.runtime.connections import (
     close_broken_connections,
@@ -142,7 +142,12 @@ class Worker:
     def execute(self, run):
         row = run.message
         message_cls = self.domain.message_class(row.type)
-        message = message_cls.from_dict(row.data)._with_metadata(store.metadata_of(row))
+        data = row.data
+        if run.edit_id is not None:  # edit and replay: the stored message stays as it was
+            data = HandlerRunReplay.objects.values_list("edited_data", flat=True).get(
+                pk=run.edit_id
+            )
+        message = message_cls.from_dict(data)._with_metadata(store.metadata_of(row))
         self.domain.dispatcher.execute(run, message, row, owner=self.worker_id)
         with self._lock:
             self._in_progress.discard(run.pk)

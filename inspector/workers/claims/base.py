@@ -30,8 +30,18 @@ MESSAGE_FIELDS = (
 )
 
 # What executing a claimed run reads of it (its message is read whole): converting the other
-# columns of every claimed row was a tenth of a run's cost.
-RUN_FIELDS = ("id", "handler", "status", "attempts", "stream", "position", "global_position")
+# columns of every claimed row was a tenth of a run's cost. `edit`: the edited replay whose
+# payload it runs with, if any.
+RUN_FIELDS = (
+    "id",
+    "handler",
+    "status",
+    "attempts",
+    "stream",
+    "position",
+    "global_position",
+    "edit",
+)
 
 # A run that may still change; written literally (= the partial indexes' condition) so that
 # SQLite uses those indexes.
