@@ -35,6 +35,9 @@ SETTINGS = {
     "retries": Setting(3, "Attempts after the first before a failing run is dead."),
     "backoff_base": Setting(1.0, "Seconds before the first retry; doubles each time."),
     "backoff_cap": Setting(300.0, "The longest wait between two attempts, in seconds."),
+    "replay_rate": Setting(
+        100, "Runs per second a replay job queues or resolves (a job may set its own)."
+    ),
     "metrics_token": Setting(
         None, "A bearer token that `/metrics` accepts besides a staff session (Prometheus)."
     ),

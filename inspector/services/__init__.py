@@ -1,6 +1,15 @@
 """Writes an operator makes on handler runs and handlers, one module per concern:
 `runs` (replay, resolve, pause and resume). Callers import the names from here."""
 
+from inspector.services.jobs import (
+    BACKGROUND_ABOVE,
+    JobNotChangeable,
+    NothingToReplay,
+    replay_job_cancel,
+    replay_job_create,
+    replay_job_pause,
+    replay_job_resume,
+)
 from inspector.services.runs import (
     CHUNK,
     REPLAYABLE,
@@ -11,13 +20,17 @@ from inspector.services.runs import (
     handler_run_replay,
     handler_run_resolve,
     handler_run_retry_now,
+    handler_runs_apply,
     handler_runs_replay,
     handler_runs_resolve,
     handler_runs_retry_now,
 )
 
 __all__ = [
+    "BACKGROUND_ABOVE",
     "CHUNK",
+    "JobNotChangeable",
+    "NothingToReplay",
     "REPLAYABLE",
     "RETRYABLE",
     "RunNotReplayable",
@@ -26,7 +39,12 @@ __all__ = [
     "handler_run_replay",
     "handler_run_resolve",
     "handler_run_retry_now",
+    "handler_runs_apply",
     "handler_runs_replay",
     "handler_runs_resolve",
     "handler_runs_retry_now",
+    "replay_job_cancel",
+    "replay_job_create",
+    "replay_job_pause",
+    "replay_job_resume",
 ]

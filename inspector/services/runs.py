@@ -89,17 +89,26 @@ def _many(runs, user, reason, action):
     total = 0
     for start in range(0, len(ids), CHUNK):
         with transaction.atomic():
-            rows = list(
-                HandlerRun.objects.select_for_update()
-                .filter(pk__in=ids[start : start + CHUNK], status__in=_statuses(action))
-                .values_list("pk", "status", "attempts")
+            total += handler_runs_apply(
+                ids[start : start + CHUNK], user=user, reason=reason, action=action
             )
-            _apply(rows, user, reason, action)
-            total += len(rows)
     return total
 
 
-def _apply(rows, user, reason, action):
+def handler_runs_apply(ids, *, user, reason, action, job=None):
+    """Replay or resolve the runs of `ids` that are still failed or dead (retry now: still
+    failed), locking them first; inside the caller's transaction (a replay job's step moves its
+    cursor in the same one). Returns how many it applied to."""
+    rows = list(
+        HandlerRun.objects.select_for_update()
+        .filter(pk__in=ids, status__in=_statuses(action))
+        .values_list("pk", "status", "attempts")
+    )
+    _apply(rows, user, reason, action, job=job)
+    return len(rows)
+
+
+def _apply(rows, user, reason, action, *, job=None):
     """Record who did what to each run, then move the runs on; inside the caller's transaction."""
     if not rows:
         return
@@ -116,6 +125,7 @@ def _apply(rows, user, reason, action):
             reason=reason,
             previous_status=status,
             attempts_before=attempts,
+            job=job,
         )
         for pk, status, attempts in rows
     )

@@ -22,6 +22,7 @@ from inspector.runtime.databases import database
 from inspector.runtime.domain import current_domain
 from inspector.runtime.wakeup import Waiter, wake_local_workers
 from inspector.workers.claims import claim_for
+from inspector.workers.replay_jobs import ReplayJobRunner
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class Worker:
         self._in_progress = set()
         self._left_behind = []  # claimed runs an outage kept `_give_back` from releasing
         self._claims = claim_for(self)  # this database's SQL for leasing and renewing
+        self.replay_jobs = ReplayJobRunner(worker_id=self.worker_id, lease_seconds=lease_seconds)
 
     # Claiming ------------------------------------------------------------------------------
 
@@ -245,11 +247,13 @@ class Worker:
         HandlerRun.objects.filter(pk__in=[run.pk for run in runs]).update(updated_at=timezone.now())
 
     def drain(self):
-        """Execute runs until none are due; return how many ran."""
+        """Execute runs until none are due, taking the chunks of replay jobs that fall due
+        meanwhile; return how many runs ran."""
         total = 0
         while not self._stopping.is_set() and self._budget_left():
+            stepped = self.replay_jobs.step_due()
             done = self.run_once()
-            if not done:
+            if not done and not stepped:
                 break
             total += done
         return total
@@ -293,6 +297,10 @@ class Worker:
         logger.info("Starting worker worker_id=%s concurrency=%s", self.worker_id, self.concurrency)
         heartbeat = threading.Thread(target=self._heartbeat, name="inspector-lease", daemon=True)
         heartbeat.start()
+        jobs = threading.Thread(
+            target=self.replay_jobs.run, args=(self._stopping,), name="inspector-jobs", daemon=True
+        )
+        jobs.start()
         threads = [
             threading.Thread(target=self._loop, name=f"inspector-worker-{n}", daemon=True)
             for n in range(self.concurrency)
@@ -303,6 +311,7 @@ class Worker:
             thread.join()
         self._stopping.set()
         heartbeat.join()
+        jobs.join()
         logger.info("Stopped worker worker_id=%s processed=%s", self.worker_id, self.processed)
 
     def stop(self):
