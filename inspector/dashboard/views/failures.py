@@ -125,7 +125,7 @@ def failure_group_retry_now(request, key):
     _group_or_404(key)
     done = handler_runs_retry_now(runs=selectors.group_runs(key), user=request.user)
     if done:
-        notices.success(request, f"{counted(done)['handler_runs']} of this group are due now.")
+        notices.success(request, f"Made {counted(done)['handler_runs']} of this group due now.")
     else:
         notices.warning(request, "No run of this group is failed and waiting: none retried now.")
     return redirect("inspector:failure-group", key=key)
