@@ -478,6 +478,7 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
                     "failure_group_link",
                     "traceback_pre",
                     "raised_links",
+                    "dry_run_button",
                 )
             },
         ),
@@ -505,7 +506,17 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "failure_group_link",
         "traceback_pre",
         "raised_links",
+        "dry_run_button",
     )
+
+    def get_fieldsets(self, request, obj=None):
+        """Without the replay permission, no dry run button (its page would refuse them)."""
+        if self.has_replay_permission(request):
+            return self.fieldsets
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f != "dry_run_button"]})
+            for name, options in self.fieldsets
+        ]
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -569,6 +580,18 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
             reverse("inspector:run-retry-now", args=[run.pk]),
             _change(run),
             run.available_at,
+        )
+
+    @admin.display(description="dry run")
+    def dry_run_button(self, run):
+        """A failed or dead run's "Dry run": it posts the change form to the inspector's dry
+        run page, which shows what a replay would do now and keeps none of it."""
+        if run.status not in REPLAYABLE:
+            return "— (only failed or dead runs can be dry run)"
+        return format_html(
+            '<button type="submit" class="button" formaction="{}">Dry run</button> what a '
+            "replay would do now: run in a transaction that is rolled back",
+            reverse("inspector:run-dry-run", args=[run.pk]),
         )
 
     @admin.display(description="failure group")

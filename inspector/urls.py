@@ -3,6 +3,7 @@
 from django.urls import path
 
 from inspector.dashboard.views import (
+    dry_run,
     failures,
     handlers,
     live,
@@ -23,6 +24,7 @@ urlpatterns = [
         "messages/<uuid:message_id>/diagram.mmd", messages.message_mermaid, name="message-mermaid"
     ),
     path("runs/<uuid:run_id>/replay/", messages.run_replay, name="run-replay"),
+    path("runs/<uuid:run_id>/dry-run/", dry_run.run_dry_run, name="run-dry-run"),
     path("runs/<uuid:run_id>/retry-now/", messages.run_retry_now, name="run-retry-now"),
     path("flows/<uuid:correlation_id>/", messages.flow_detail, name="flow"),
     path("flows/<uuid:correlation_id>/diagram.svg", messages.flow_svg, name="flow-svg"),
@@ -40,6 +42,8 @@ urlpatterns = [
         failures.failure_group_retry_now,
         name="failure-group-retry-now",
     ),
+    # Before the group actions: "dry-run" is not one of them.
+    path("failures/<str:key>/dry-run/", dry_run.group_dry_run, name="failure-group-dry-run"),
     path(
         "failures/<str:key>/<str:action>/",
         failures.failure_group_action,

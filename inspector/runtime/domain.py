@@ -15,7 +15,7 @@ from inspector import conf
 from inspector.domain.aggregates import AggregateRoot, Entity
 from inspector.domain.messages import BaseCommand, BaseEvent, BaseMessage, BaseValueObject
 from inspector.exceptions import ConfigurationError, IncorrectUsageError
-from inspector.runtime import names
+from inspector.runtime import capture, names
 from inspector.runtime.dispatch import Dispatcher
 from inspector.runtime.repository import Repository
 from inspector.runtime.store import category_of
@@ -104,6 +104,12 @@ class Domain:
 
     def __repr__(self):
         return f"<Domain {self.name}>"
+
+    @property
+    def dry_run(self):
+        """True while the code runs inside a dry run (inspector/runtime/dry_run.py), which
+        rolls back what it writes and keeps its emails: skip calls to other systems then."""
+        return capture.active()
 
     # Registration -------------------------------------------------------------------------
 

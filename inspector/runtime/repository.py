@@ -5,6 +5,7 @@ from django.db import IntegrityError, models
 from django.db.models import signals
 
 from inspector.exceptions import ConcurrencyError, DomainError, ObjectNotFound, ValidationError
+from inspector.runtime import capture
 from inspector.runtime.sql import get_by_pk, insert_rows, update_row
 from inspector.runtime.unit_of_work import unit_of_work
 
@@ -31,6 +32,7 @@ def _insert(aggregate):
     for field in model._meta.concrete_fields:
         setattr(aggregate, field.attname, field.pre_save(aggregate, True))
     insert_rows(model, [aggregate])
+    capture.inserted([aggregate])  # a dry run lists it (the ORM's path sends post_save)
 
 
 class Repository:
@@ -83,6 +85,7 @@ class Repository:
         ]
         values = {f.name: f.pre_save(aggregate, False) for f in fields}
         values["version"] = aggregate.version + 1
+        old = capture.row_before_update(self.model, aggregate.pk)  # None outside a dry run
         updated = update_row(self.model, aggregate.pk, values, where={"version": aggregate.version})
         if not updated:
             if self.model.objects.filter(pk=aggregate.pk).exists():
@@ -92,6 +95,7 @@ class Repository:
                 )
             raise ObjectNotFound(f"{self.model.__name__} {aggregate.pk} does not exist")
         aggregate.version += 1
+        capture.updated(aggregate, old)
 
     def _save_entities(self, aggregate):
         entities = aggregate._pending_entities
@@ -104,4 +108,5 @@ class Repository:
             by_model.setdefault(type(entity), []).append(entity)
         for model, rows in by_model.items():
             model.objects.bulk_create(rows)
+            capture.inserted(rows)
         entities.clear()
