@@ -95,7 +95,7 @@ def _many(runs, user, reason, action):
     return total
 
 
-def handler_runs_apply(ids, *, user, reason, action, job=None):
+def handler_runs_apply(ids, *, user, reason, action, job=None, edit=None):
     """Replay or resolve the runs of `ids` that are still failed or dead (retry now: still
     failed), locking them first; inside the caller's transaction (a replay job's step moves its
     cursor in the same one). Returns how many it applied to."""
@@ -104,19 +104,21 @@ def handler_runs_apply(ids, *, user, reason, action, job=None):
         .filter(pk__in=ids, status__in=_statuses(action))
         .values_list("pk", "status", "attempts")
     )
-    _apply(rows, user, reason, action, job=job)
+    _apply(rows, user, reason, action, job=job, edit=edit)
     return len(rows)
 
 
-def _apply(rows, user, reason, action, *, job=None):
-    """Record who did what to each run, then move the runs on; inside the caller's transaction."""
+def _apply(rows, user, reason, action, *, job=None, edit=None):
+    """Record who did what to each run, then move the runs on; inside the caller's transaction.
+    `edit` (edit and replay, one run): the record's `edited_data` and `original_data`; the run
+    runs with the edited payload from then on."""
     if not rows:
         return
     dead = [pk for pk, status, _ in rows if status == RunStatus.DEAD]
     if dead:  # the store indexer counted them as dead: they are about to change
         indexer.reopen_runs(dead)
     now = timezone.now()
-    HandlerRunReplay.objects.bulk_create(
+    replays = HandlerRunReplay.objects.bulk_create(
         HandlerRunReplay(
             run_id=pk,
             action=action,
@@ -126,10 +128,13 @@ def _apply(rows, user, reason, action, *, job=None):
             previous_status=status,
             attempts_before=attempts,
             job=job,
+            **(edit or {}),
         )
         for pk, status, attempts in rows
     )
     changes = {"claimed_by": "", "lease_expires_at": None, "updated_at": now}
+    if edit is not None:
+        changes["edit_id"] = replays[0].pk
     if action == HandlerRunReplay.Action.REPLAY:
         changes.update(status=RunStatus.PENDING, available_at=now)
     elif action == HandlerRunReplay.Action.RETRY:  # still failed, its attempts kept: due now

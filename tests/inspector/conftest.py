@@ -130,3 +130,19 @@ def async_domain(domain):
     """The warehouse domain with its events handled by workers (restored after the test)."""
     domain.config["event_processing"] = "async"
     return domain
+
+
+@pytest.fixture
+def stocked_book(async_domain, add_book):
+    """A new book, "Dune", with its inventory (10 in stock)."""
+    from tests.inspector.edits import stock_book
+
+    return stock_book(add_book)
+
+
+@pytest.fixture
+def shipped_unknown_book(async_domain, stocked_book):
+    """The dead inventory run of an OrderShipped whose line names no book (edit and replay)."""
+    from tests.inspector.edits import ship_unknown_book
+
+    return ship_unknown_book(async_domain)
