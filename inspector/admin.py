@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
@@ -16,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.text import Truncator
 
+from inspector import conf
 from inspector.dashboard.formatting import ONE_DECIMAL, format_ms
 from inspector.dashboard.fragments import operator_note
 from inspector.models import (
@@ -24,16 +26,24 @@ from inspector.models import (
     HandlerRun,
     HandlerRunReplay,
     Message,
+    ReplayJob,
     RunStatus,
 )
+from inspector.readmodel.replay_jobs import replay_job_progress
 from inspector.runtime.domain import current_domain
 from inspector.runtime.names import short_handler, short_type
 from inspector.services import (
+    BACKGROUND_ABOVE,
     REPLAYABLE,
     RETRYABLE,
+    JobNotChangeable,
     handler_runs_replay,
     handler_runs_resolve,
     handler_runs_retry_now,
+    replay_job_cancel,
+    replay_job_create,
+    replay_job_pause,
+    replay_job_resume,
 )
 
 STATUS_COLORS = {
@@ -369,7 +379,7 @@ class HandlerAttemptInline(LineageInlineMixin, admin.StackedInline):
 
 class HandlerRunReplayInline(LineageInlineMixin, admin.TabularInline):
     model = HandlerRunReplay
-    fields = ("action", "user", "at", "reason", "previous_status", "attempts_before")
+    fields = ("action", "user", "at", "reason", "previous_status", "attempts_before", "job")
     readonly_fields = fields
     verbose_name = "replay or resolve"
     verbose_name_plural = "lineage: who replayed or resolved this run, when and why"
@@ -657,11 +667,16 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
         self.message_user(request, message, messages.SUCCESS if count else messages.WARNING)
 
     def _operate(self, request, queryset, operation):
-        """Ask first, saying how many of the selection it applies to; then call the service."""
+        """Ask first, saying how many of the selection it applies to; then call the service,
+        or, for more than BACKGROUND_ABOVE runs, make a replay job that does it in the
+        background (and show its page)."""
         selected = queryset.count()
+        background = selected > BACKGROUND_ABOVE
         if request.POST.get("confirm") == "yes":
             form = ReasonForm(request.POST)
             reason = form.cleaned_data["reason"] if form.is_valid() else ""
+            if background:
+                return self._make_job(request, queryset, operation, selected, reason)
             count = operation.service(runs=queryset, user=request.user, reason=reason)
             message = operation.done.format(**counted(count)) + "."
             if selected > count:
@@ -707,7 +722,112 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "select_across": request.POST.get("select_across") in ("1", "True", "true"),
             "selected_ids": request.POST.getlist(ACTION_CHECKBOX_NAME),
             "button": operation.button.format(**counted(count)),
+            "background": background,
+            "rate": conf.setting("replay_rate"),
         }
         return TemplateResponse(
             request, "admin/inspector/handlerrun/action-confirmation.html", context
         )
+
+    def _make_job(self, request, queryset, operation, selected, reason):
+        filters = request.GET.urlencode()
+        job = replay_job_create(
+            action=operation.action.removesuffix("_selected"),
+            runs=queryset,
+            covers=f"{selected} handler runs selected in the admin"
+            + (f" ({filters})" if filters else ""),
+            user=request.user,
+            reason=reason,
+        )
+        self.message_user(
+            request,
+            f"Made replay job {job.pk}: {counted(job.total)['handler_runs']} to be "
+            f"{operation.verb} in the background, {job.rate} a second.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("inspector:replay-job", args=[job.pk]))
+
+
+# Replay jobs ------------------------------------------------------------------------------
+
+
+@admin.register(ReplayJob)
+class ReplayJobAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Replay jobs with their progress; pause, resume and cancel them (the replay permission)."""
+
+    list_display = (
+        "id",
+        "action",
+        "covers_short",
+        "status",
+        "progress",
+        "created_by",
+        "created_at",
+    )
+    list_display_links = ("id", "covers_short")
+    list_filter = ("status", "action")
+    ordering = ("-created_at", "-id")
+    list_per_page = 50
+    actions = ["pause_jobs", "resume_jobs", "cancel_jobs"]
+    fields = (
+        ("action", "status"),
+        "covers",
+        "reason",
+        ("rate", "total"),
+        "progress",
+        ("created_by", "created_at"),
+        ("started_at", "finished_at"),
+        ("claimed_by", "lease_expires_at"),
+        "job_page",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="covers")
+    def covers_short(self, job):
+        return Truncator(job.covers).chars(80)
+
+    @admin.display(description="progress")
+    def progress(self, job):
+        progress = replay_job_progress(job)
+        text = f"{progress.percent}% · done {progress.done}"
+        if job.action == ReplayJob.Action.REPLAY:
+            text += f", failed again {progress.failed_again}"
+        return f"{text}, left {progress.left}, skipped {progress.skipped} of {progress.total}"
+
+    @admin.display(description="inspector")
+    def job_page(self, job):
+        return format_html(
+            '<a href="{}">its page, with live progress</a>',
+            reverse("inspector:replay-job", args=[job.pk]),
+        )
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("inspector.replay_handlerrun")
+
+    @admin.action(description="Pause selected jobs", permissions=["replay"])
+    def pause_jobs(self, request, queryset):
+        self._change_jobs(request, queryset, replay_job_pause, "paused")
+
+    @admin.action(description="Resume selected jobs", permissions=["replay"])
+    def resume_jobs(self, request, queryset):
+        self._change_jobs(request, queryset, replay_job_resume, "resumed")
+
+    @admin.action(description="Cancel selected jobs", permissions=["replay"])
+    def cancel_jobs(self, request, queryset):
+        self._change_jobs(request, queryset, replay_job_cancel, "cancelled")
+
+    def _change_jobs(self, request, queryset, service, done):
+        changed, refused = [], []
+        for job in queryset:
+            try:
+                service(job=job, user=request.user)
+            except JobNotChangeable as error:
+                refused.append(str(error))
+            else:
+                changed.append(job.pk)
+        if changed:
+            plural = "" if len(changed) == 1 else "s"
+            ids = ", ".join(str(pk) for pk in changed)
+            self.message_user(request, f"Replay job{plural} {ids} {done}.", messages.SUCCESS)
+        for text in refused:
+            self.message_user(request, text, messages.WARNING)

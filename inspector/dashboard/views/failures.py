@@ -15,12 +15,13 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from inspector import conf
 from inspector.admin import OPERATIONS, counted
 from inspector.dashboard.selectors import failures as selectors
 from inspector.dashboard.selectors.runs import with_last_actions
 from inspector.dashboard.views.messages import REPLAY_PERMISSION
 from inspector.dashboard.views.params import int_param
-from inspector.services import handler_runs_retry_now
+from inspector.services import NothingToReplay, handler_runs_retry_now, replay_job_create
 
 LIVE_SECONDS = 2  # how often the failures page asks for its table again
 
@@ -82,7 +83,8 @@ def failure_group_detail(request, key):
 @require_POST
 def failure_group_action(request, key, action):
     """Replay or resolve every failed and dead run of a group, as the admin's actions do:
-    first a confirmation that says how many runs it will touch, then the service."""
+    first a confirmation that says how many runs it will touch, then a replay job that does
+    it in the background, whose page the operator is sent to."""
     operation = OPERATIONS.get(action)
     if operation is None:
         raise Http404("No such action")
@@ -103,16 +105,26 @@ def failure_group_action(request, key, action):
             "count": count,
             "by_status": sorted(by_status.items()),
             "button": operation.button.format(**counted(count)),
+            "rate": conf.setting("replay_rate"),
         }
         return render(request, "inspector/failure-confirm.html", context)
-    done = operation.service(
-        runs=selectors.group_runs(key), user=request.user, reason=form.cleaned_data["reason"]
-    )
-    if done:
-        notices.success(request, operation.done.format(**counted(done)) + ".")
-    else:
+    try:  # a replay job does it in the background; this request only freezes the runs
+        job = replay_job_create(
+            action=action,
+            runs=selectors.group_runs(key),
+            covers=f"failure group {key}: {row.counts.error_type} in {row.counts.handler}",
+            user=request.user,
+            reason=form.cleaned_data["reason"],
+        )
+    except NothingToReplay:
         notices.warning(request, f"No run of this group was failed or dead: none {operation.verb}.")
-    return redirect("inspector:failure-group", key=key)
+        return redirect("inspector:failure-group", key=key)
+    notices.success(
+        request,
+        f"Made replay job {job.pk}: {counted(job.total)['handler_runs']} to be {operation.verb}, "
+        f"{job.rate} a second.",
+    )
+    return redirect("inspector:replay-job", job_id=job.pk)
 
 
 @staff_member_required

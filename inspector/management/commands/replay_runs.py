@@ -1,13 +1,19 @@
-"""Replay failed or dead handler runs in bulk, after a fix: preview, confirm, progress."""
+"""Replay failed or dead handler runs in bulk, after a fix: preview, confirm, then a replay
+job that replays them at a rate, with its progress until it has reached every run."""
 
 import datetime
+import os
+import socket
+import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from inspector.models import HandlerRun, RunStatus
-from inspector.services import CHUNK, handler_runs_replay
+from inspector.exceptions import ValidationError
+from inspector.models import HandlerRun, ReplayJob, RunStatus
+from inspector.services import NothingToReplay, replay_job_create
+from inspector.workers.replay_jobs import ReplayJobRunner
 
 
 class Command(BaseCommand):
@@ -22,6 +28,14 @@ class Command(BaseCommand):
         parser.add_argument("--reason", default="replayed from the command line")
         parser.add_argument("--dry-run", action="store_true", help="Count, change nothing.")
         parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+        parser.add_argument(
+            "--rate", type=int, default=None, help="Runs per second (default: replay_rate)."
+        )
+        parser.add_argument(
+            "--no-wait",
+            action="store_true",
+            help="Make the job and return; the workers carry it out.",
+        )
 
     def handle(self, *args, **options):
         runs = HandlerRun.objects.filter(
@@ -45,13 +59,54 @@ class Command(BaseCommand):
             if answer.strip().lower() not in {"y", "yes"}:
                 self.stdout.write("Nothing replayed.")
                 return
-        ids = list(runs.values_list("pk", flat=True))
-        done = 0
-        for start in range(0, len(ids), CHUNK):
-            chunk = HandlerRun.objects.filter(pk__in=ids[start : start + CHUNK])
-            done += handler_runs_replay(runs=chunk, reason=options["reason"])
-            self._progress(done, total)
-        self.stdout.write(f"\nReplayed {done} runs.")
+        try:
+            job = replay_job_create(
+                action=ReplayJob.Action.REPLAY,
+                runs=runs,
+                covers=self._covers(options),
+                reason=options["reason"],
+                rate=options["rate"],
+            )
+        except ValidationError as error:
+            raise CommandError(str(error)) from None
+        except NothingToReplay:
+            self.stdout.write("No runs to replay.")
+            return
+        self.stdout.write(
+            f"Made replay job {job.pk}: {job.total} runs at {job.rate} a second "
+            f"(its page: /inspector/jobs/{job.pk}/ where the inspector is mounted)."
+        )
+        if options["no_wait"]:
+            self.stdout.write("Not waiting: the workers carry it out.")
+            return
+        self._carry_out(job)
+
+    def _carry_out(self, job):
+        """Take the job's chunks here while waiting (a worker may hold it instead: then just
+        watch), so that it finishes even with no worker running; stopped, it is given back."""
+        runner = ReplayJobRunner(worker_id=f"replay_runs:{socket.gethostname()}:{os.getpid()}")
+        try:
+            while True:
+                runner.step(job.pk)
+                job.refresh_from_db()
+                self._progress(job.applied + job.skipped, job.total)
+                if job.status in (ReplayJob.Status.FINISHED, ReplayJob.Status.CANCELLED):
+                    break
+                time.sleep(max(runner.seconds_to_next(), 0.01))
+        except KeyboardInterrupt:
+            runner.release()
+            self.stdout.write(f"\nStopped waiting: the workers go on with job {job.pk}.")
+            return
+        skipped = f" ({job.skipped} no longer failed or dead)" if job.skipped else ""
+        verb = "Replayed" if job.status == ReplayJob.Status.FINISHED else "Cancelled after"
+        self.stdout.write(f"\n{verb} {job.applied} runs{skipped}.")
+
+    @staticmethod
+    def _covers(options):
+        named = [
+            f"--{name}={options[name]}" for name in ("handler", "status", "since") if options[name]
+        ]
+        return "manage.py replay_runs " + (" ".join(named) or "(every failed and dead run)")
 
     def _since(self, text):
         moment = parse_datetime(text)

@@ -26,10 +26,12 @@ from inspector.models import (
     HandlerAttempt,
     HandlerRun,
     HandlerRunReplay,
+    ReplayJob,
 )
 from inspector.readmodel import failures, indexer
 from inspector.runtime.unit_of_work import unit_of_work
 from inspector.services import handler_runs_replay, handler_runs_resolve
+from inspector.workers.replay_jobs import ReplayJobRunner
 from inspector.workers.worker import Worker
 from tests.warehouse.commands import ConfirmOrder, PlaceOrder, ShipOrder
 from tests.warehouse.models import Inventory, Switch
@@ -411,7 +413,7 @@ def test_failure_pages_are_for_staff_and_their_actions_need_the_replay_permissio
     assert HandlerRun.objects.get(failure_group=key).status == "failed"
 
 
-def test_replay_a_group_asks_first_saying_how_many_runs_then_queues_them(
+def test_replay_a_group_asks_first_saying_how_many_runs_then_a_job_queues_them(
     operator, oversell, async_domain
 ):
     runs = [oversell(title) for title in ("Dune", "Emma", "Ulysses")]
@@ -430,8 +432,11 @@ def test_replay_a_group_asks_first_saying_how_many_runs_then_queues_them(
     assert not HandlerRunReplay.objects.exists()  # nothing happened yet
 
     done = operator.post(replay, {"reason": "restocked", "confirm": "yes"}, follow=True)
-    assert done.redirect_chain == [(reverse("inspector:failure-group", args=[key]), 302)]
-    assert "Queued 3 handler runs to run again." in done.content.decode()
+    job = ReplayJob.objects.get()  # a replay job does it, in the background
+    assert done.redirect_chain == [(reverse("inspector:replay-job", args=[job.pk]), 302)]
+    assert f"Made replay job {job.pk}: 3 handler runs to be replayed" in done.content.decode()
+    assert not HandlerRunReplay.objects.exists()  # not yet: a worker takes its chunks
+    ReplayJobRunner(worker_id="jobs").step(job.pk)
     assert set(
         HandlerRun.objects.filter(pk__in=[r.pk for r in runs]).values_list("status", flat=True)
     ) == {"pending"}
@@ -466,7 +471,11 @@ def test_resolve_a_group_and_a_refused_reason_writes_nothing(operator, oversell)
         unescape(re.sub(r"<[^>]+>", " ", confirm)).split()
     )
     done = operator.post(resolve, {"reason": "refunded", "confirm": "yes"}, follow=True)
-    assert "Marked 2 handler runs resolved." in done.content.decode()
+    job = ReplayJob.objects.get()
+    assert f"Made replay job {job.pk}: 2 handler runs to be marked resolved" in unescape(
+        done.content.decode()
+    )
+    ReplayJobRunner(worker_id="jobs").step(job.pk)
     assert set(HandlerRun.objects.filter(failure_group=key).values_list("status", flat=True)) == {
         "resolved"
     }
