@@ -10,6 +10,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
 from django.http import HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
@@ -40,6 +41,7 @@ from inspector.services import (
     handler_runs_replay,
     handler_runs_resolve,
     handler_runs_retry_now,
+    payload_diff,
     replay_job_cancel,
     replay_job_create,
     replay_job_pause,
@@ -379,10 +381,34 @@ class HandlerAttemptInline(LineageInlineMixin, admin.StackedInline):
 
 class HandlerRunReplayInline(LineageInlineMixin, admin.TabularInline):
     model = HandlerRunReplay
-    fields = ("action", "user", "at", "reason", "previous_status", "attempts_before", "job")
+    fields = (
+        "action",
+        "user",
+        "at",
+        "reason",
+        "previous_status",
+        "attempts_before",
+        "job",
+        "edited_payload",
+    )
     readonly_fields = fields
     verbose_name = "replay or resolve"
     verbose_name_plural = "lineage: who replayed or resolved this run, when and why"
+
+    def get_fields(self, request, obj=None):
+        """An edit's diff shows payload values: only to those who may see messages."""
+        fields = super().get_fields(request, obj)
+        if request.user.has_perm("inspector.view_message"):
+            return fields
+        return [name for name in fields if name != "edited_payload"]
+
+    @admin.display(description="edited payload")
+    def edited_payload(self, replay):
+        if replay.edited_data is None:
+            return "—"
+        changes = payload_diff(replay.original_data, replay.edited_data)
+        context = {"changes": changes, "caption": "Fields the edit changed"}
+        return render_to_string("inspector/edit-diff.html", context)
 
 
 class ReasonForm(forms.Form):
@@ -489,6 +515,8 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
                     "traceback_pre",
                     "raised_links",
                     "dry_run_button",
+                    "payload_edit",
+                    "edit_replay_link",
                 )
             },
         ),
@@ -517,14 +545,22 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "traceback_pre",
         "raised_links",
         "dry_run_button",
+        "payload_edit",
+        "edit_replay_link",
     )
 
     def get_fieldsets(self, request, obj=None):
-        """Without the replay permission, no dry run button (its page would refuse them)."""
-        if self.has_replay_permission(request):
+        """Without the replay permission, no dry run button; without the edit permission, no
+        link to edit and replay (their pages would refuse them)."""
+        hidden = set()
+        if not self.has_replay_permission(request):
+            hidden.add("dry_run_button")
+        if not request.user.has_perm("inspector.edit_handlerrun"):
+            hidden.add("edit_replay_link")
+        if not hidden:
             return self.fieldsets
         return [
-            (name, {**options, "fields": [f for f in options["fields"] if f != "dry_run_button"]})
+            (name, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
             for name, options in self.fieldsets
         ]
 
@@ -590,6 +626,29 @@ class HandlerRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
             reverse("inspector:run-retry-now", args=[run.pk]),
             _change(run),
             run.available_at,
+        )
+
+    @admin.display(description="payload")
+    def payload_edit(self, run):
+        """Whether the run runs with its message as stored or with an edited payload."""
+        if run.edit_id is None:
+            return "the message as stored"
+        edit = run.edit
+        return format_html(
+            "edited by {} at {}{}. The run runs with the edited payload (its diff is in the "
+            "lineage below); the stored message is unchanged.",
+            edit.user or "a script",
+            edit.at.strftime("%Y-%m-%d %H:%M:%S"),
+            format_html(" (“{}”)", edit.reason) if edit.reason else "",
+        )
+
+    @admin.display(description="edit and replay")
+    def edit_replay_link(self, run):
+        if run.status not in REPLAYABLE:
+            return "— (only failed or dead runs can be edited and replayed)"
+        return format_html(
+            '<a class="button" href="{}">Edit and replay</a> with a corrected payload',
+            reverse("inspector:run-edit", args=[run.pk]),
         )
 
     @admin.display(description="dry run")

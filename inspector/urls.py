@@ -4,6 +4,7 @@ from django.urls import path
 
 from inspector.dashboard.views import (
     dry_run,
+    edits,
     failures,
     handlers,
     jobs,
@@ -26,6 +27,7 @@ urlpatterns = [
     ),
     path("runs/<uuid:run_id>/replay/", messages.run_replay, name="run-replay"),
     path("runs/<uuid:run_id>/dry-run/", dry_run.run_dry_run, name="run-dry-run"),
+    path("runs/<uuid:run_id>/edit/", edits.run_edit_replay, name="run-edit"),
     path("runs/<uuid:run_id>/retry-now/", messages.run_retry_now, name="run-retry-now"),
     path("flows/<uuid:correlation_id>/", messages.flow_detail, name="flow"),
     path("flows/<uuid:correlation_id>/diagram.svg", messages.flow_svg, name="flow-svg"),

@@ -21,6 +21,7 @@ from inspector.models import (
     RunStatus,
 )
 from inspector.runtime.names import short_handler, short_type
+from inspector.services import payload_diff
 
 STORE = "store"
 DEFAULT_LIMIT = 500  # messages drawn at most; a longer correlation is cut, with a note
@@ -410,6 +411,8 @@ class _Builder:
             last = None
         history = [(a.started_at, "attempt", a) for a in failures if a is not last]
         history += [(r.at, "replay", r) for r in self.replays_of.get(ctx.run_id, [])]
+        # Edit and replay: the attempts since the edit ran with its payload, not the stored one.
+        edit = next((r for r in self.replays_of.get(ctx.run_id, []) if r.pk == run.edit_id), None)
         for _, what, item in sorted(history, key=lambda h: (h[0], h[1])):
             if what == "replay":
                 self._replay_note(ctx, item)
@@ -424,6 +427,7 @@ class _Builder:
                 error=_error(item.error_type, item.error_message),
                 detail=f"{run.handler} ← {ctx.name}\nattempt {item.number} failed "
                 f"(worker {item.worker or '?'})",
+                edit=edit if edit is not None and item.started_at >= edit.at else None,
             )
         status = run.status
         if status in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.FAILED):
@@ -462,14 +466,30 @@ class _Builder:
             error=error,
             detail=detail,
             raised_nothing=raised_nothing and status == RunStatus.SUCCEEDED,
+            edit=edit,
         )
 
     def _attempt(
-        self, ctx, *, at, number, total, status, duration_us, error, detail, raised_nothing=False
+        self,
+        ctx,
+        *,
+        at,
+        number,
+        total,
+        status,
+        duration_us,
+        error,
+        detail,
+        raised_nothing=False,
+        edit=None,
     ):
         retry = f" · attempt {number}" if total > 1 and number else ""
+        edited, edited_detail = "", ""
+        if edit is not None:  # edit and replay: this attempt ran with the edited payload
+            edited, edited_detail = " · edited payload", f"\nwith the payload {_edited_by(edit)}"
+        detail += edited_detail
         if ctx.is_event:
-            deliver = f"deliver {ctx.name}{retry}"
+            deliver = f"deliver {ctx.name}{retry}{edited}"
             if status == RunStatus.PENDING:
                 deliver += " · pending"
             self._add(
@@ -481,7 +501,8 @@ class _Builder:
                     deliver,
                     None,
                     status=status,
-                    detail=f"Event store → {ctx.lane.partition(':')[2]}\n{ctx.name}{retry}",
+                    detail=f"Event store → {ctx.lane.partition(':')[2]}\n{ctx.name}{retry}"
+                    f"{edited_detail}",
                     level=ctx.level,
                     message_id=ctx.message_id,
                     run_id=ctx.run_id,
@@ -502,6 +523,8 @@ class _Builder:
                 label += " · raised no events"
         if retry and not ctx.is_event:
             label += retry
+        if not ctx.is_event:  # an event's delivery says it
+            label += edited
         self._add(
             at,
             Step(
@@ -524,6 +547,8 @@ class _Builder:
         who = replay.user.get_username() if replay.user else "someone"
         verb = "replayed" if replay.action == HandlerRunReplay.Action.REPLAY else "resolved"
         label = f"{verb} by {who}"
+        if replay.edited_data is not None:
+            label = f"{verb} with an edited payload by {who}"
         if replay.reason:
             label += f": {clip(replay.reason, 60)}"
         self._add(
@@ -602,6 +627,13 @@ def _error(error_type, message):
     if not error_type and not message:
         return ""
     return f"{short_handler(error_type) if error_type else 'Error'}: {message}".strip()
+
+
+def _edited_by(replay):
+    """`edited by alice at ...: items` for an edited replay: who, when, and which fields."""
+    who = replay.user.get_username() if replay.user else "someone"
+    fields = ", ".join(c.field for c in payload_diff(replay.original_data, replay.edited_data))
+    return f"edited by {who} at {_clock(replay.at)}: {fields}"
 
 
 def _clock(at):

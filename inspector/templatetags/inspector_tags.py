@@ -8,6 +8,7 @@ from django import template
 from inspector.dashboard import fragments as rows
 from inspector.dashboard.formatting import ROWS, format_ms
 from inspector.runtime.names import short_handler, short_type
+from inspector.services import payload_diff
 
 register = template.Library()
 
@@ -22,6 +23,12 @@ def ms(duration_us):
 
 
 register.filter("operator_note", rows.operator_note)
+
+
+@register.filter
+def payload_changes(replay):
+    """The fields an edited replay changed, against the message's payload then."""
+    return payload_diff(replay.original_data, replay.edited_data)
 
 
 @register.filter

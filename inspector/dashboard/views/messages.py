@@ -18,6 +18,7 @@ from inspector.models import HandlerAttempt, HandlerRun, HandlerRunReplay, Messa
 from inspector.services import handler_run_replay, handler_run_retry_now
 
 REPLAY_PERMISSION = "inspector.replay_handlerrun"
+EDIT_PERMISSION = "inspector.edit_handlerrun"  # edit a run's payload and replay it with that
 PAYLOAD_PERMISSION = "inspector.view_message"
 
 
@@ -84,6 +85,7 @@ def _message_context(request, message):
         "svg": render_svg(flow),
         "can_view_payload": request.user.has_perm(PAYLOAD_PERMISSION),
         "can_replay": request.user.has_perm(REPLAY_PERMISSION),
+        "can_edit": request.user.has_perm(EDIT_PERMISSION),
         "replay_form": ReplayForm(),
     }
 
