@@ -67,7 +67,10 @@ def operator_note(replay):
     2026-05-01 10:00:00: fixed by hand" (a replay, resolve or retry now; its reason if any)."""
     local = timezone.template_localtime(replay.at)
     who = replay.user.get_username() if replay.user_id else "a script"
-    text = f"{replay.get_action_display()} by {who} at {local:%Y-%m-%d %H:%M:%S}"
+    action = replay.get_action_display()
+    if replay.edited_data is not None:
+        action = "Replayed with an edited payload"
+    text = f"{action} by {who} at {local:%Y-%m-%d %H:%M:%S}"
     return f"{text}: {replay.reason}" if replay.reason else text
 
 

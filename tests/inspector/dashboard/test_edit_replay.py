@@ -206,6 +206,8 @@ def test_the_diff_then_a_dry_run_then_the_replay_with_the_edit(
         )
     ]
     assert f'href="{edit_url(run)}"' not in page  # it succeeded: nothing left to edit
+    flow = editor.get(reverse("inspector:flow", args=[run.message.correlation_id]))
+    assert "Replayed with an edited payload by editor at" in text(flow.content.decode())
     login(editor, django_user_model, "viewer")  # staff who may not see payloads
     page = editor.get(message_url(run)).content.decode()
     assert "Replayed with an edited payload by editor" in text(page)
