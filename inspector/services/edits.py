@@ -32,6 +32,9 @@ def edited_payload(message_cls, data):
     Raises ValidationError naming each bad field (`items[0].book_id` for a nested one)."""
     if not isinstance(data, dict) or any(not isinstance(key, str) for key in data):
         raise ValidationError("A payload is a mapping of field names to values.")
+    unknown = sorted(data.keys() - message_cls._fields.keys())
+    if unknown:  # before the constructor, which takes keywords (a key named "self" too)
+        raise ValidationError({name: ["Unknown field."] for name in unknown})
     return message_cls(**data).to_dict()
 
 

@@ -106,6 +106,7 @@ def test_invalid_data_is_refused_naming_the_field_and_nothing_is_written(
         ({**run.message.data, "customer_name": ""}, "customer_name"),
         ({**run.message.data, "customer_name": "x" * 151}, "customer_name"),
         ({**run.message.data, "colour": "red"}, "colour"),
+        ({**run.message.data, "self": "me"}, "self"),
         ("not a mapping", "__all__"),
         (run.message.data, "__all__"),  # changes nothing
     ]
