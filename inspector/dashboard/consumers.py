@@ -1,4 +1,5 @@
-"""Websocket consumers: the staff feed of messages and handler runs."""
+"""Websocket consumers: the staff feed of messages and handler runs, and the live message and
+flow pages."""
 
 import asyncio
 import contextlib
@@ -6,12 +7,15 @@ import heapq
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.http import QueryDict
 from django.template.loader import render_to_string
 
 from inspector import conf
-from inspector.dashboard import feed
+from inspector.dashboard import feed, flow_feed
 
 FORBIDDEN = 4403
+BAD_PAGE = 4400  # the query names no message or correlation properly
+NOT_FOUND = 4404
 HELLO_WAIT = 1.0  # seconds a client has to say where it left off before it gets "live from now"
 CATCH_UP_LIMIT = 2000
 KEPT_ROWS = 500  # rows a client keeps unless it says otherwise (live.js trims to its MAX_ROWS)
@@ -180,3 +184,56 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
                 html.append(item.html)
         if html:
             await self.send(text_data="".join(html))
+
+
+class FlowConsumer(AsyncJsonWebsocketConsumer):
+    """A message page's or a flow page's socket: it names its page in the query string
+    (`?message=<id>&depth=<n>` or `?correlation=<id>`) and is sent the page's diagram, run list
+    and lineage as out-of-band fragments whenever a run or message of its correlation changes
+    (`flow_feed`): the newest render only, if it falls behind. Staff only, like the pages; the
+    fragments show what the page shows its user (payloads only with `view_message`)."""
+
+    channel_layer_alias = feed.NO_CHANNEL_LAYER
+
+    async def connect(self):
+        self.page = None
+        accepted = await feed.wait_out_database_outage(self)
+        user = self.scope.get("user")
+        if user is None or not user.is_active or not user.is_staff:
+            await self.close(code=FORBIDDEN)
+            return
+        query = QueryDict(self.scope.get("query_string", b"").decode("latin-1"))
+        page = await sync_to_async(flow_feed.page_for)(query, user)
+        if not accepted:
+            await self.accept()
+        if page is None:
+            await self.close(code=BAD_PAGE)
+            return
+        self.user = user
+        self.latest = None
+        self.ready = asyncio.Event()
+        self.watch = flow_feed.watch_for_this_loop()
+        if not await self.watch.subscribe(self, page):
+            await self.close(code=NOT_FOUND)
+            return
+        self.page = page
+        self.sender = asyncio.create_task(self._send_loop())
+
+    async def disconnect(self, code):
+        if self.page is not None:
+            self.watch.unsubscribe(self, self.page)
+        await feed.leave(self)
+
+    async def receive_json(self, content, **kwargs):
+        """The page has nothing to say: its query string named what it shows."""
+
+    def deliver(self, html):
+        """Called by the watch with each new render; never blocks it."""
+        self.latest = html
+        self.ready.set()
+
+    async def _send_loop(self):
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            await self.send(text_data=self.latest)

@@ -89,6 +89,8 @@ class FeedItem:
     statuses: frozenset
     html: str
     data: dict | None = None  # a message's payload, for consumers that render their own view
+    message_id: object = None  # the message, or the run's message (live message and flow pages)
+    correlation_id: object = None  # a message's correlation (runs: see message_id)
 
     def matches(self, filters):
         if filters.get("type") and self.type != filters["type"]:
@@ -128,6 +130,8 @@ def message_items(*, after, limit=BATCH):
                 statuses=frozenset(run.status for run in message_runs),
                 html=html,
                 data=message.data,
+                message_id=message.id,
+                correlation_id=message.correlation_id,
             )
         )
     return items, runs
@@ -151,6 +155,7 @@ def run_items(*, since, seen):
         .select_related(None)
         .only(
             "id",
+            "message_id",
             "handler",
             "status",
             "attempts",
@@ -178,6 +183,7 @@ def run_items(*, since, seen):
                 category=run.stream.partition("-")[0],
                 statuses=frozenset([run.status]),
                 html=row_html.run_badge(run, oob=True),
+                message_id=run.message_id,
             )
         )
     if len(rows) == RUN_LIMIT:

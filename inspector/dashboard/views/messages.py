@@ -4,9 +4,11 @@ from django import forms
 from django.contrib import messages as notices
 from django.contrib.admin.views.decorators import staff_member_required
 from django.db.models import Prefetch
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from inspector.dashboard.drawing.mermaid import render_mermaid
@@ -87,6 +89,7 @@ def _message_context(request, message):
         "can_replay": request.user.has_perm(REPLAY_PERMISSION),
         "can_edit": request.user.has_perm(EDIT_PERMISSION),
         "replay_form": ReplayForm(),
+        "live_path": live_path(message=message.id, depth=flow.depth),
     }
 
 
@@ -100,14 +103,11 @@ def message_detail(request, message_id):
 @staff_member_required
 @require_GET
 def message_diagram(request, message_id):
-    """The diagram alone; the page polls it while runs are still pending."""
+    """The diagram alone, as the page draws it (the page itself follows its runs over the
+    websocket: `live_fragments`)."""
     message = get_object_or_404(Message, pk=message_id)
     flow = _flow(request, message)
-    return render(
-        request,
-        "inspector/diagram.html",
-        {"flow": flow, "svg": render_svg(flow), "refresh_url": request.get_full_path()},
-    )
+    return render(request, "inspector/diagram.html", {"flow": flow, "svg": render_svg(flow)})
 
 
 def _svg_response(flow, filename):
@@ -223,16 +223,17 @@ def causation_tree(correlation_id):
 @require_GET
 def flow_detail(request, correlation_id):
     flow = _flow_or_404(request, correlation_id)
-    return render(
-        request,
-        "inspector/flow-detail.html",
-        {
-            "correlation_id": correlation_id,
-            "flow": flow,
-            "svg": render_svg(flow),
-            "tree": causation_tree(correlation_id),
-        },
-    )
+    return render(request, "inspector/flow-detail.html", _flow_context(request, flow))
+
+
+def _flow_context(request, flow):
+    return {
+        "correlation_id": flow.correlation_id,
+        "flow": flow,
+        "svg": render_svg(flow),
+        "tree": causation_tree(flow.correlation_id),
+        "live_path": live_path(correlation=flow.correlation_id),
+    }
 
 
 @staff_member_required
@@ -245,3 +246,61 @@ def flow_svg(request, correlation_id):
 @require_GET
 def flow_mermaid(request, correlation_id):
     return _mermaid_response(_flow_or_404(request, correlation_id))
+
+
+# Live pages: the fragments the message and flow pages swap in over the websocket -----------
+
+# What a user may see or do changes the fragments: sockets whose users share these share one
+# render (dashboard/flow_feed.py).
+LIVE_PERMISSIONS = (
+    PAYLOAD_PERMISSION,
+    REPLAY_PERMISSION,
+    "inspector.edit_handlerrun",
+    "inspector.view_handlerrun",
+)
+MESSAGE_FRAGMENTS = (
+    "inspector/diagram.html",
+    "inspector/message-runs.html",
+    "inspector/message-effects.html",
+)
+FLOW_FRAGMENTS = ("inspector/diagram.html", "inspector/flow-tree.html")
+# The csrf context processor's "no token" value: `{% csrf_token %}` writes nothing, and the
+# page's own token goes with every htmx request in its body's `hx-headers`. A render shared by
+# several sockets must not carry one user's token to another.
+NO_CSRF_TOKEN = "NOTPROVIDED"
+
+
+def live_path(*, message=None, depth=None, correlation=None):
+    """The websocket a message page (its message, at its depth) or a flow page (its
+    correlation) follows its runs with."""
+    path = reverse("flow-feed", urlconf="inspector.routing")
+    if correlation is not None:
+        return f"{path}?{urlencode({'correlation': correlation})}"
+    query = {"message": message} if depth is None else {"message": message, "depth": depth}
+    return f"{path}?{urlencode(query)}"
+
+
+def live_fragments(*, user, message=None, depth=None, correlation=None):
+    """The page's parts that follow its runs, rendered by the templates the page includes, for
+    `user`: the diagram, the run list and what the message caused (a message page), or the
+    diagram and the causation tree (a flow page). Returns (html, the correlation's message ids);
+    ("", ...) when the message is gone."""
+    query = QueryDict(mutable=True)
+    if depth is not None:
+        query["depth"] = str(depth)
+    request = HttpRequest()
+    request.method = "GET"
+    request.user = user
+    request.GET = query
+    if correlation is None:
+        source = Message.objects.filter(pk=message).first()
+        if source is None:
+            return "", set()
+        correlation = source.correlation_id
+        context, templates = _message_context(request, source), MESSAGE_FRAGMENTS
+    else:
+        context, templates = _flow_context(request, _flow(request, correlation)), FLOW_FRAGMENTS
+    context["csrf_token"] = NO_CSRF_TOKEN
+    html = "".join(render_to_string(name, context, request=request) for name in templates)
+    ids = set(Message.objects.filter(correlation_id=correlation).values_list("id", flat=True))
+    return html, ids

@@ -109,6 +109,4 @@ def test_retrying_a_group_now_touches_only_its_failed_runs(async_domain, admin_u
     assert HandlerRun.objects.get(pk=waiting.pk).available_at <= timezone.now()
     assert HandlerRun.objects.get(pk=dead.pk).status == "dead"
     assert HandlerRun.objects.get(pk=other.pk).available_at == later
-    assert list(HandlerRunReplay.objects.values_list("run_id", "action")) == [
-        (waiting.pk, "retry")
-    ]
+    assert list(HandlerRunReplay.objects.values_list("run_id", "action")) == [(waiting.pk, "retry")]

@@ -1,0 +1,206 @@
+"""Live message and flow pages: their diagram, run list and lineage re-rendered as runs change.
+
+A message page follows one message (at the depth it draws), a flow page one correlation. Each
+page's socket (`consumers.FlowConsumer`) subscribes here; one `FlowWatch` per event loop is a
+client of that loop's feed hub (`feed.Hub`), so it sees every batch of new messages and
+changed runs the hub reads, and marks the pages whose correlation a batch touches: a new
+message of the correlation, or a changed run of one of its messages.
+
+Renders are shared and debounced. Sockets showing the same page to users allowed the same
+things (`views.messages.LIVE_PERMISSIONS`) share one render; a page is rendered at most once
+per `DEBOUNCE` seconds, however many changes and sockets, and each socket is sent only the
+newest render, so 50 operators watching one flow cost one render per change, not 50.
+"""
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import weakref
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+
+from inspector.dashboard import feed
+from inspector.dashboard.views import messages as pages
+from inspector.models import Message
+
+logger = logging.getLogger(__name__)
+
+DEBOUNCE = 0.25  # seconds: the most often one page is rendered again
+
+
+@dataclass(frozen=True)
+class Page:
+    """What a socket shows: a message at a depth, or a correlation; and what its user may do."""
+
+    message: uuid.UUID | None
+    depth: int | None
+    correlation: uuid.UUID | None
+    allowed: tuple  # the user's answers to LIVE_PERMISSIONS
+
+
+def page_for(query, user):
+    """The page a socket's query string names (`message` and `depth`, or `correlation`), for
+    `user`; None when it names neither properly."""
+
+    def uuid_of(name):
+        try:
+            return uuid.UUID(query.get(name, ""))
+        except ValueError:
+            return None
+
+    depth = None
+    if query.get("depth", "").isdigit():
+        depth = int(query["depth"])
+    message, correlation = uuid_of("message"), uuid_of("correlation")
+    if (message is None) == (correlation is None):
+        return None
+    allowed = tuple(user.has_perm(name) for name in pages.LIVE_PERMISSIONS)
+    return Page(
+        message=message,
+        depth=depth if message else None,
+        correlation=None if message else correlation,
+        allowed=allowed,
+    )
+
+
+def correlation_of(page):
+    """The correlation a page follows and its messages' ids (None if the message is gone)."""
+    correlation = page.correlation
+    if correlation is None:
+        correlation = (
+            Message.objects.filter(pk=page.message).values_list("correlation_id", flat=True).first()
+        )
+        if correlation is None:
+            return None, set()
+    ids = set(Message.objects.filter(correlation_id=correlation).values_list("id", flat=True))
+    return correlation, ids
+
+
+def render(page, user):
+    """The page's live fragments for `user` (any user the page's `allowed` describes)."""
+    return pages.live_fragments(
+        user=user,
+        message=page.message,
+        depth=page.depth,
+        correlation=page.correlation,
+    )
+
+
+_watches = weakref.WeakKeyDictionary()  # event loop -> FlowWatch
+
+
+def watch_for_this_loop():
+    loop = asyncio.get_running_loop()
+    watch = _watches.get(loop)
+    if watch is None or watch.loop.is_closed():
+        watch = _watches[loop] = FlowWatch(loop)
+    return watch
+
+
+class FlowWatch:
+    """The live message and flow pages of one event loop, and their shared renders."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.sockets = {}  # Page -> set of consumers
+        self.correlations = {}  # Page -> correlation id
+        self.messages = {}  # correlation id -> ids of its messages
+        self.scheduled = {}  # Page -> the task that renders it next
+        self.rendered_at = {}  # Page -> loop time of its last render
+        self.renders = 0  # how many renders this watch made (tests and benchmarks read it)
+        self.hub = None
+
+    async def subscribe(self, consumer, page):
+        """Follow `page` for `consumer`; False if its message does not exist."""
+        if page not in self.correlations:
+            correlation, ids = await feed.through_database_outage(
+                lambda: sync_to_async(correlation_of)(page)
+            )
+            if correlation is None:
+                return False
+            self.correlations[page] = correlation
+            self.messages.setdefault(correlation, set()).update(ids)
+        self.sockets.setdefault(page, set()).add(consumer)
+        if self.hub is None:
+            self.hub = feed.hub_for_this_loop()
+        await self.hub.register(self)
+        # What changed between the page's render and its socket (or while a socket was away
+        # and reconnecting) reached no one: render once now.
+        self.schedule(page)
+        return True
+
+    def unsubscribe(self, consumer, page):
+        sockets = self.sockets.get(page)
+        if sockets is None:
+            return
+        sockets.discard(consumer)
+        if sockets:
+            return
+        del self.sockets[page]
+        correlation = self.correlations.pop(page, None)
+        task = self.scheduled.pop(page, None)
+        if task is not None:
+            task.cancel()
+        self.rendered_at.pop(page, None)
+        if correlation not in self.correlations.values():
+            self.messages.pop(correlation, None)
+        if not self.sockets and self.hub is not None:
+            self.hub.unregister(self)
+
+    def offer(self, items):
+        """Called by the hub with every batch it read; marks the pages it touches."""
+        touched = set()
+        for item in items:
+            if item.kind == "message" and item.correlation_id in self.messages:
+                touched.add(item.correlation_id)
+                self.messages[item.correlation_id].add(item.message_id)
+            elif item.kind == "run":
+                touched.update(
+                    correlation
+                    for correlation, ids in self.messages.items()
+                    if item.message_id in ids
+                )
+        for page, correlation in list(self.correlations.items()):
+            if correlation in touched:
+                self.schedule(page)
+
+    def schedule(self, page):
+        """Render `page` again soon: at once, or `DEBOUNCE` after its last render."""
+        if page in self.scheduled:
+            return  # the render to come reads the store after this change too
+        last = self.rendered_at.get(page)
+        delay = 0.0 if last is None else max(0.0, last + DEBOUNCE - self.loop.time())
+        self.scheduled[page] = asyncio.create_task(self._render_later(page, delay))
+
+    async def _render_later(self, page, delay):
+        if delay:
+            await asyncio.sleep(delay)
+        self.scheduled.pop(page, None)  # a change from now on schedules the next render
+        sockets = self.sockets.get(page)
+        if not sockets:
+            return
+        self.rendered_at[page] = self.loop.time()
+        user = next(iter(sockets)).user
+        try:
+            html, ids = await feed.through_database_outage(
+                lambda: sync_to_async(render)(page, user)
+            )
+        except Exception:
+            logger.exception("Could not render a live page")
+            return
+        self.renders += 1
+        correlation = self.correlations.get(page)
+        if correlation is not None:
+            self.messages.setdefault(correlation, set()).update(ids)
+        if html:
+            for consumer in list(self.sockets.get(page, ())):
+                if consumer.latest != html:  # a change elsewhere in the correlation, not drawn
+                    consumer.deliver(html)
+
+    async def close(self):
+        for task in list(self.scheduled.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
