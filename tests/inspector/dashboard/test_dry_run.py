@@ -4,6 +4,7 @@ page and the admin."""
 
 import re
 from html import unescape
+from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -12,7 +13,10 @@ from django.core import mail
 from django.urls import reverse
 
 from inspector.models import HandlerRun, RunStatus
+from tests.browsers import CHROMIUM, CHROMIUM_ARGS, BrowserProblems, accessibility_violations
+from tests.inspector.conftest import subprocess_env
 from tests.inspector.dashboard.test_escaping import HOSTILE, SCRIPT, assert_html_escaped
+from tests.sockets import daphne
 from tests.warehouse.commands import AdjustStock, ConfirmOrder, PlaceOrder, ShipOrder
 from tests.warehouse.models import Inventory
 
@@ -20,6 +24,7 @@ pytestmark = pytest.mark.django_db
 
 INVENTORY = "warehouse.InventoryEventHandler"
 NOTIFY = "warehouse.OrderNotificationHandler"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _login(client, django_user_model, name, perms=()):
@@ -172,7 +177,8 @@ def test_the_buttons_are_there_for_an_operator_and_post_to_the_page(operator, ov
     _book, run = oversell()
     url = reverse("inspector:run-dry-run", args=[run.pk])
     message_page = operator.get(reverse("inspector:message", args=[run.message_id])).text
-    assert f'action="{url}"' in message_page
+    # A link to the page with the button: the list is re-rendered live without a CSRF token.
+    assert f'href="{url}"' in message_page
     assert 'Dry run<span class="visually-hidden"> InventoryEventHandler</span>' in message_page
     group_page = operator.get(reverse("inspector:failure-group", args=[run.failure_group])).text
     group_url = reverse("inspector:failure-group-dry-run", args=[run.failure_group])
@@ -212,3 +218,62 @@ def test_only_failed_or_dead_runs_and_only_get_and_post(operator, oversell):
         operator.post(reverse("inspector:failure-group-dry-run", args=["0" * 32])).status_code
         == 404
     )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium (make test installs it)")
+def test_the_dry_run_pages_are_accessible_and_clean_in_a_browser(
+    domain, add_book, django_user_model, tmp_path, monkeypatch
+):
+    """From the message page's link to the result, failing and then succeeding: no WCAG 2
+    A/AA violation (axe-core), no console error or failed request."""
+    from axe_playwright_python.sync_playwright import Axe
+    from playwright.sync_api import sync_playwright
+
+    book = add_book(title="Dune")  # committed: sync dispatch stocks it
+    order_id = domain.process(
+        PlaceOrder(customer_name="Alice", items=[{"book_id": str(book.id), "quantity": 12}])
+    )
+    domain.process(ConfirmOrder(order_id=order_id))
+    domain.process(ShipOrder(order_id=order_id))
+    run = HandlerRun.objects.get(handler=INVENTORY, message__data__order_id=str(order_id))
+    assert run.status == RunStatus.FAILED
+    django_user_model.objects.create_superuser("ada", password="correct horse battery")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop in this thread
+    problems, violations, axe = BrowserProblems(), [], Axe()
+    env = subprocess_env(INSPECTOR_EMBEDDED_WORKER="0")
+    with (
+        daphne("tests.asgi:application", env=env, log=tmp_path / "daphne.log", cwd=ROOT) as (
+            port,
+            _server,
+        ),
+        sync_playwright() as playwright,
+    ):
+        base = f"http://127.0.0.1:{port}"
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1366, "height": 860})
+            context.set_default_timeout(10_000)
+            context.on("page", problems.watch)
+            page = context.new_page()
+            page.goto(f"{base}/admin/login/?next=/inspector/messages/{run.message_id}/")
+            page.get_by_label("Username").fill("ada")
+            page.get_by_label("Password").fill("correct horse battery")
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_url(f"{base}/inspector/messages/{run.message_id}/")
+
+            page.get_by_role("link", name="Dry run InventoryEventHandler").click()
+            page.wait_for_url(f"{base}/inspector/runs/{run.pk}/dry-run/")
+            page.get_by_role("button", name="Dry run", exact=True).click()
+            page.get_by_text("Would fail again: DomainError").wait_for()
+            violations += accessibility_violations(axe, page, "dry run, failing")
+            domain.process(AdjustStock(book_id=str(book.id), amount=5))
+            page.get_by_role("button", name="Dry run again").click()
+            page.get_by_text("Would succeed").wait_for()
+            page.wait_for_load_state("networkidle")
+            violations += accessibility_violations(axe, page, "dry run, succeeding")
+        finally:
+            browser.close()
+    assert violations == []
+    assert problems.unexpected() == []
+    assert Inventory.objects.get(book_id=book.id).in_stock == 15
