@@ -28,6 +28,7 @@ changes for other threads. A handler that builds a backend class itself, or pass
 connection it opened before, is not captured.
 """
 
+import functools
 import re
 import threading
 from collections import Counter
@@ -78,7 +79,7 @@ class Recorder:
         self.itemized = Counter()  # (table, kind) -> rows the write points accounted for
         self.statements = Counter()  # (table, kind) -> rows every write statement touched
         self.emails = []
-        self._old = {}  # (model, pk) -> the row as pre_save read it
+        self.before_save = {}  # (model, pk) -> the row as pre_save read it, for post_save
 
     def inserted(self, instance):
         model = type(instance)
@@ -186,7 +187,9 @@ def _pre_save(sender, instance, raw=False, using=DEFAULT_DB_ALIAS, **kwargs):
     recorder = _recorder.get()
     if recorder is None or raw or instance._state.adding or instance.pk is None:
         return
-    recorder._old[(sender, instance.pk)] = row_before_update(sender, instance.pk, using=using)
+    recorder.before_save[(sender, instance.pk)] = row_before_update(
+        sender, instance.pk, using=using
+    )
 
 
 def _post_save(sender, instance, created=False, raw=False, **kwargs):
@@ -196,7 +199,7 @@ def _post_save(sender, instance, created=False, raw=False, **kwargs):
     if created:
         recorder.inserted(instance)
     else:
-        recorder.updated(instance, recorder._old.pop((sender, instance.pk), None))
+        recorder.updated(instance, recorder.before_save.pop((sender, instance.pk), None))
 
 
 def _post_delete(sender, instance, **kwargs):
@@ -253,6 +256,7 @@ def _install_mail_capture():
         if getattr(original, "_inspector_dry_run", False):
             return
 
+        @functools.wraps(original)
         def get_connection(backend=None, fail_silently=False, **kwds):
             recorder = _recorder.get()
             if recorder is not None:
@@ -260,7 +264,6 @@ def _install_mail_capture():
             return original(backend=backend, fail_silently=fail_silently, **kwds)
 
         get_connection._inspector_dry_run = True
-        get_connection.__doc__ = original.__doc__
         django.core.mail.get_connection = get_connection
 
 
