@@ -5,8 +5,9 @@ it shows it) and the admin's login page in Chromium on daphne: no WCAG 2 A/AA vi
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
-from inspector.models import Message
+from inspector.models import Message, ReplayJob
 from tests.browsers import CHROMIUM, CHROMIUM_ARGS, BrowserProblems, accessibility_violations
 from tests.inspector.conftest import subprocess_env
 from tests.sockets import daphne
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def inspector_pages(message):
+def inspector_pages(message, job):
     """A page of each kind, about the message's stream and flow."""
     return [
         "/inspector/",
@@ -27,6 +28,8 @@ def inspector_pages(message):
         "/inspector/handlers/",
         "/inspector/map/",
         f"/inspector/search/?type={message.type}",
+        "/inspector/jobs/",
+        f"/inspector/jobs/{job.pk}/",
     ]
 
 
@@ -39,6 +42,17 @@ def test_the_inspector_pages_and_the_admin_login_are_accessible_and_clean(
 
     add_book()
     message = Message.objects.order_by("global_position").first()
+    now = timezone.now()  # a job that has ended: its page no longer polls
+    job = ReplayJob.objects.create(
+        action="replay",
+        status="finished",
+        covers="every dead run",
+        created_at=now,
+        finished_at=now,
+        next_step_at=now,
+        updated_at=now,
+        rate=100,
+    )
     django_user_model.objects.create_superuser("ada", password="correct horse battery")
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop in this thread
     problems, violations, axe = BrowserProblems(), [], Axe()
@@ -63,7 +77,7 @@ def test_the_inspector_pages_and_the_admin_login_are_accessible_and_clean(
             page.get_by_role("button", name="Log in").click()
             page.wait_for_url(f"{base}/inspector/")
 
-            for path in inspector_pages(message):
+            for path in inspector_pages(message, job):
                 response = page.goto(base + path)
                 assert response.status == 200, path
                 page.wait_for_load_state("networkidle")
