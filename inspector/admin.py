@@ -839,7 +839,9 @@ class ReplayJobAdmin(ReadOnlyMixin, admin.ModelAdmin):
         ("claimed_by", "lease_expires_at"),
         "job_page",
     )
-    readonly_fields = fields
+    readonly_fields = tuple(
+        name for row in fields for name in (row if isinstance(row, tuple) else (row,))
+    )
 
     @admin.display(description="covers")
     def covers_short(self, job):
