@@ -10,7 +10,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.urls import path, re_path
 
 from inspector.dashboard import feed
-from inspector.dashboard.consumers import FeedConsumer, FlowConsumer
+from inspector.dashboard.consumers import FeedConsumer, LivePageConsumer
 from inspector.runtime.connections import database_outage, lost_database
 
 
@@ -61,7 +61,7 @@ class UnknownPathConsumer(AsyncWebsocketConsumer):
 
 websocket_urlpatterns = [
     path("ws/inspector/feed/", FeedConsumer.as_asgi(), name="feed"),
-    path("ws/inspector/flow/", FlowConsumer.as_asgi(), name="flow-feed"),
+    path("ws/inspector/page/", LivePageConsumer.as_asgi(), name="page-feed"),
 ]
 
 # The last of the host's websocket routes: every other path is refused cleanly.

@@ -1,5 +1,5 @@
-"""Websocket consumers: the staff feed of messages and handler runs, and the live message and
-flow pages."""
+"""Websocket consumers: the staff feed of messages and handler runs, and the live message,
+flow and failures pages."""
 
 import asyncio
 import contextlib
@@ -11,10 +11,10 @@ from django.http import QueryDict
 from django.template.loader import render_to_string
 
 from inspector import conf
-from inspector.dashboard import feed, flow_feed
+from inspector.dashboard import feed, live_pages
 
 FORBIDDEN = 4403
-BAD_PAGE = 4400  # the query names no message or correlation properly
+BAD_PAGE = 4400  # the query names no page properly
 NOT_FOUND = 4404
 HELLO_WAIT = 1.0  # seconds a client has to say where it left off before it gets "live from now"
 CATCH_UP_LIMIT = 2000
@@ -186,12 +186,13 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
             await self.send(text_data="".join(html))
 
 
-class FlowConsumer(AsyncJsonWebsocketConsumer):
-    """A message page's or a flow page's socket: it names its page in the query string
-    (`?message=<id>&depth=<n>` or `?correlation=<id>`) and is sent the page's diagram, run list
-    and lineage as out-of-band fragments whenever a run or message of its correlation changes
-    (`flow_feed`): the newest render only, if it falls behind. Staff only, like the pages; the
-    fragments show what the page shows its user (payloads only with `view_message`)."""
+class LivePageConsumer(AsyncJsonWebsocketConsumer):
+    """A message page's, a flow page's or the failures page's socket: it names its page in the
+    query string (`?message=<id>&depth=<n>`, `?correlation=<id>` or `?failures=<handler or
+    nothing>`) and is sent the page's diagram, run list and lineage (the failures table) as
+    out-of-band fragments whenever a run or message it shows changes (`live_pages`): the
+    newest render only, if it falls behind. Staff only, like the pages; the fragments show
+    what the page shows its user (payloads only with `view_message`)."""
 
     channel_layer_alias = feed.NO_CHANNEL_LAYER
 
@@ -203,7 +204,7 @@ class FlowConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=FORBIDDEN)
             return
         query = QueryDict(self.scope.get("query_string", b"").decode("latin-1"))
-        page = await sync_to_async(flow_feed.page_for)(query, user)
+        page = await sync_to_async(live_pages.page_for)(query, user)
         if not accepted:
             await self.accept()
         if page is None:
@@ -212,7 +213,7 @@ class FlowConsumer(AsyncJsonWebsocketConsumer):
         self.user = user
         self.latest = None
         self.ready = asyncio.Event()
-        self.watch = flow_feed.watch_for_this_loop()
+        self.watch = live_pages.watch_for_this_loop()
         if not await self.watch.subscribe(self, page):
             await self.close(code=NOT_FOUND)
             return

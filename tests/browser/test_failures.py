@@ -42,7 +42,7 @@ def test_stock_errors_appear_live_as_one_group_and_the_group_is_replayed(
 
     books = [oversell(domain, title) for title in ("Dune", "Emma")]
     row = page.locator("#failures tr.failure-group")
-    expect(row).to_have_count(1, timeout=10_000)  # the table it polls, without a reload
+    expect(row).to_have_count(1, timeout=10_000)  # over its websocket, without a reload
     expect(row.locator(".count-dead")).to_have_text("2")
     expect(row.locator(".count-streams")).to_have_text("2")
     expect(row).to_contain_text("Not enough stock of 'Dune': 10 in stock, 12 requested")

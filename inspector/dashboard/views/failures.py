@@ -1,11 +1,12 @@
 """Failure groups: the failures page, one group's page, and replay or resolve of a group.
 
-New failures appear live by htmx polling the table every LIVE_SECONDS, as the handlers page
-does, rather than over the feed's websocket: the feed sends fragments of message rows and run
-badges for the rows a client shows, and a group row is a count over many runs that any
-failure, retry, replay or indexer step can change, so each update would be a read of the
-groups anyway. The read is O(groups) (inspector/readmodel/failures.py), and a whole-table swap
-has no out-of-band target that might be missing.
+New failures appear live over the websocket the message and flow pages use
+(dashboard/live_pages.py): a group row is a count over many runs that any failure, retry,
+replay or resolve changes, so the page's socket is sent the whole table again (`live_fragment`,
+the template the page includes) after runs change, at most once a second and once for every
+socket showing the same handler's groups. The read is O(groups)
+(inspector/readmodel/failures.py), and a whole-table swap has no out-of-band target that might
+be missing.
 """
 
 from django import forms
@@ -13,17 +14,16 @@ from django.contrib import messages as notices
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from inspector import conf
 from inspector.admin import OPERATIONS, counted
 from inspector.dashboard.selectors import failures as selectors
 from inspector.dashboard.selectors.runs import with_last_actions
-from inspector.dashboard.views.messages import REPLAY_PERMISSION
+from inspector.dashboard.views.messages import REPLAY_PERMISSION, live_path
 from inspector.dashboard.views.params import int_param
 from inspector.services import NothingToReplay, handler_runs_retry_now, replay_job_create
-
-LIVE_SECONDS = 2  # how often the failures page asks for its table again
 
 
 class GroupActionForm(forms.Form):
@@ -37,16 +37,22 @@ class GroupActionForm(forms.Form):
 @staff_member_required
 @require_GET
 def failure_list(request):
-    """One row per failure group; htmx asks for the table again every LIVE_SECONDS."""
+    """One row per failure group, kept current over the page's websocket (htmx asking for the
+    table gets it alone)."""
     handler = request.GET.get("handler", "").strip() or None
-    context = {
-        "groups": selectors.failure_group_list(handler=handler),
-        "handler": handler or "",
-        "live_seconds": LIVE_SECONDS,
-    }
+    context = {**_failures_context(handler), "live_path": live_path(failures=handler or "")}
     if request.htmx:
         return render(request, "inspector/failures-table.html", context)
     return render(request, "inspector/failures.html", context)
+
+
+def _failures_context(handler):
+    return {"groups": selectors.failure_group_list(handler=handler), "handler": handler or ""}
+
+
+def live_fragment(*, handler=None):
+    """The failures table as the page includes it, for the page's websocket."""
+    return render_to_string("inspector/failures-table.html", _failures_context(handler))
 
 
 def _group_or_404(key):

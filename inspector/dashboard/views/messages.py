@@ -251,7 +251,7 @@ def flow_mermaid(request, correlation_id):
 # Live pages: the fragments the message and flow pages swap in over the websocket -----------
 
 # What a user may see or do changes the fragments: sockets whose users share these share one
-# render (dashboard/flow_feed.py).
+# render (dashboard/live_pages.py).
 LIVE_PERMISSIONS = (
     PAYLOAD_PERMISSION,
     REPLAY_PERMISSION,
@@ -270,10 +270,12 @@ FLOW_FRAGMENTS = ("inspector/diagram.html", "inspector/flow-tree.html")
 NO_CSRF_TOKEN = "NOTPROVIDED"
 
 
-def live_path(*, message=None, depth=None, correlation=None):
-    """The websocket a message page (its message, at its depth) or a flow page (its
-    correlation) follows its runs with."""
-    path = reverse("flow-feed", urlconf="inspector.routing")
+def live_path(*, message=None, depth=None, correlation=None, failures=None):
+    """The websocket a message page (its message, at its depth), a flow page (its
+    correlation) or the failures page (`failures`: its handler, or "") follows runs with."""
+    path = reverse("page-feed", urlconf="inspector.routing")
+    if failures is not None:
+        return f"{path}?{urlencode({'failures': failures})}"
     if correlation is not None:
         return f"{path}?{urlencode({'correlation': correlation})}"
     query = {"message": message} if depth is None else {"message": message, "depth": depth}

@@ -313,7 +313,8 @@ def test_the_failures_page_has_one_row_per_group(operator, oversell, async_domai
     for svg in re.findall(r"<svg .*?</svg>", body, re.S):
         ET.fromstring(svg)
     assert reverse("inspector:failure-group", args=[dune.failure_group]) in body
-    assert 'hx-trigger="every 2s"' in body  # new failures appear while the page is open
+    assert 'ws-connect="/ws/inspector/page/?failures="' in body  # new failures appear live
+    assert "hx-trigger" not in body  # over the websocket, not by polling
     assert 'aria-current="page">Failures</a>' in body
 
 
@@ -338,7 +339,7 @@ def test_the_failures_page_shows_one_handlers_groups(operator, oversell, domain,
     only = operator.get(url).content.decode()
     assert list(group_rows(only)) == [dune.failure_group]
     assert f"Groups of <code>{INVENTORY}</code> only" in only
-    assert 'hx-get="/inspector/failures/?handler=warehouse.InventoryEventHandler"' in only
+    assert 'ws-connect="/ws/inspector/page/?failures=warehouse.InventoryEventHandler"' in only
     nobody = operator.get(reverse("inspector:failures") + "?handler=no.Such%00")
     assert nobody.status_code == 200 and "No failed or dead runs of this handler" in (
         nobody.content.decode()

@@ -10,7 +10,7 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission
 
-from inspector.dashboard import flow_feed
+from inspector.dashboard import live_pages
 from inspector.models import HandlerRun, Message
 from inspector.services import handler_run_replay
 from inspector.workers.worker import Worker
@@ -20,7 +20,7 @@ from tests.threads import run_in_thread
 from tests.warehouse.commands import AddBook, AdjustStock, ConfirmOrder, PlaceOrder, ShipOrder
 
 pytestmark = pytest.mark.django_db(transaction=True)
-PATH = "/ws/inspector/flow/"
+PATH = "/ws/inspector/page/"
 INVENTORY = "warehouse.InventoryEventHandler"
 SECRET = "Alice <b>Secret</b>"
 
@@ -188,7 +188,7 @@ def test_many_sockets_on_one_flow_share_one_render_per_change(django_user_model,
             assert (await ws.connect())[0]
         for ws in sockets:
             await receive_until(ws, lambda t: "causation-tree" in t)
-        watch = flow_feed.watch_for_this_loop()
+        watch = live_pages.watch_for_this_loop()
         before = watch.renders
         thread = run_in_thread(lambda: replay_after_restock(domain, run, book_id))
         for ws in sockets:
@@ -196,7 +196,7 @@ def test_many_sockets_on_one_flow_share_one_render_per_change(django_user_model,
                 ws, lambda t: re.search(r'status-succeeded"[^>]*>InventoryEventHandler ', t)
             )
         thread.join()
-        await asyncio.sleep(4 * flow_feed.DEBOUNCE)  # any render still to come
+        await asyncio.sleep(4 * live_pages.DEBOUNCE)  # any render still to come
         renders = watch.renders - before
         for ws in sockets:
             await ws.disconnect()
@@ -206,3 +206,31 @@ def test_many_sockets_on_one_flow_share_one_render_per_change(django_user_model,
     # The replay, the worker's claim and its success: a few changes, each render shared by all
     # thirty sockets (their users may do the same things), at most one per DEBOUNCE.
     assert 1 <= renders <= 4
+
+
+def test_the_failures_page_gets_its_table_when_runs_fail_and_for_its_handler_only(
+    django_user_model, domain, ship
+):
+    cookie = staff(django_user_model, "ops")
+
+    async def scenario():
+        everyone = communicator(cookie, "failures=")
+        others = communicator(cookie, "failures=warehouse.OrderNotificationHandler")
+        assert (await everyone.connect())[0] and (await others.connect())[0]
+        first = await receive_until(everyone, lambda t: 'id="failures"' in t)
+        assert "No failed or dead runs" in first
+        await receive_until(others, lambda t: 'id="failures"' in t)
+        await drain_frames(everyone)
+        await drain_frames(others)
+        thread = run_in_thread(lambda: ship(12))
+        html = await receive_until(everyone, lambda t: "Not enough stock of" in t)
+        thread.join()
+        html += await drain_frames(everyone)
+        quiet = await drain_frames(others)
+        await everyone.disconnect()
+        await others.disconnect()
+        return html, quiet
+
+    html, quiet = async_to_sync(scenario)()
+    assert html.startswith('<section id="failures"') and "InventoryEventHandler" in html
+    assert quiet == ""  # its handler's groups did not change: nothing sent

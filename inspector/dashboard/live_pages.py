@@ -1,10 +1,13 @@
-"""Live message and flow pages: their diagram, run list and lineage re-rendered as runs change.
+"""Live message, flow and failures pages: their diagram, run list and lineage (or failure
+groups) re-rendered as runs change.
 
-A message page follows one message (at the depth it draws), a flow page one correlation. Each
-page's socket (`consumers.FlowConsumer`) subscribes here; one `FlowWatch` per event loop is a
-client of that loop's feed hub (`feed.Hub`), so it sees every batch of new messages and
-changed runs the hub reads, and marks the pages whose correlation a batch touches: a new
-message of the correlation, or a changed run of one of its messages.
+A message page follows one message (at the depth it draws), a flow page one correlation, the
+failures page every run (or one handler's). Each page's socket (`consumers.LivePageConsumer`)
+subscribes here; one `PageWatch` per event loop is a client of that loop's feed hub
+(`feed.Hub`), so it sees every batch of new messages and changed runs the hub reads, and marks
+the pages a batch touches: a new message of the page's correlation, or a changed run of one of
+its messages; any changed run for the failures page, whose counts any failure, retry, replay
+or resolve changes (and a changed run's item does not say what it was before).
 
 Renders are shared and debounced. Sockets showing the same page to users allowed the same
 things (`views.messages.LIVE_PERMISSIONS`) share one render; a page is rendered at most once
@@ -22,27 +25,38 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 
 from inspector.dashboard import feed
+from inspector.dashboard.views import failures as failure_pages
 from inspector.dashboard.views import messages as pages
 from inspector.models import Message
 
 logger = logging.getLogger(__name__)
 
 DEBOUNCE = 0.25  # seconds: the most often one page is rendered again
+# The failures page is a read of every group with failed or dead runs, and busy traffic
+# changes runs all the time: at most once a second (it polled every two seconds before).
+FAILURES_DEBOUNCE = 1.0
 
 
 @dataclass(frozen=True)
 class Page:
-    """What a socket shows: a message at a depth, or a correlation; and what its user may do."""
+    """What a socket shows: a message at a depth, a correlation, or the failures (of one
+    handler, or all); and what its user may do."""
 
     message: uuid.UUID | None
     depth: int | None
     correlation: uuid.UUID | None
     allowed: tuple  # the user's answers to LIVE_PERMISSIONS
+    failures: bool = False
+    handler: str | None = None  # the failures page's filter
+
+    @property
+    def debounce(self):
+        return FAILURES_DEBOUNCE if self.failures else DEBOUNCE
 
 
 def page_for(query, user):
-    """The page a socket's query string names (`message` and `depth`, or `correlation`), for
-    `user`; None when it names neither properly."""
+    """The page a socket's query string names (`message` and `depth`, `correlation`, or
+    `failures`: a handler's name or nothing), for `user`; None when it names none properly."""
 
     def uuid_of(name):
         try:
@@ -54,9 +68,12 @@ def page_for(query, user):
     if query.get("depth", "").isdigit():
         depth = int(query["depth"])
     message, correlation = uuid_of("message"), uuid_of("correlation")
+    allowed = tuple(user.has_perm(name) for name in pages.LIVE_PERMISSIONS)
+    if "failures" in query and message is None and correlation is None:
+        handler = query["failures"].strip() or None
+        return Page(None, None, None, allowed, failures=True, handler=handler)
     if (message is None) == (correlation is None):
         return None
-    allowed = tuple(user.has_perm(name) for name in pages.LIVE_PERMISSIONS)
     return Page(
         message=message,
         depth=depth if message else None,
@@ -79,7 +96,10 @@ def correlation_of(page):
 
 
 def render(page, user):
-    """The page's live fragments for `user` (any user the page's `allowed` describes)."""
+    """The page's live fragments for `user` (any user the page's `allowed` describes), and
+    the ids of the messages of its correlation (none for the failures page)."""
+    if page.failures:
+        return failure_pages.live_fragment(handler=page.handler), set()
     return pages.live_fragments(
         user=user,
         message=page.message,
@@ -88,18 +108,18 @@ def render(page, user):
     )
 
 
-_watches = weakref.WeakKeyDictionary()  # event loop -> FlowWatch
+_watches = weakref.WeakKeyDictionary()  # event loop -> PageWatch
 
 
 def watch_for_this_loop():
     loop = asyncio.get_running_loop()
     watch = _watches.get(loop)
     if watch is None or watch.loop.is_closed():
-        watch = _watches[loop] = FlowWatch(loop)
+        watch = _watches[loop] = PageWatch(loop)
     return watch
 
 
-class FlowWatch:
+class PageWatch:
     """The live message and flow pages of one event loop, and their shared renders."""
 
     def __init__(self, loop):
@@ -114,7 +134,7 @@ class FlowWatch:
 
     async def subscribe(self, consumer, page):
         """Follow `page` for `consumer`; False if its message does not exist."""
-        if page not in self.correlations:
+        if not page.failures and page not in self.correlations:
             correlation, ids = await feed.through_database_outage(
                 lambda: sync_to_async(correlation_of)(page)
             )
@@ -151,12 +171,13 @@ class FlowWatch:
 
     def offer(self, items):
         """Called by the hub with every batch it read; marks the pages it touches."""
-        touched = set()
+        touched, runs_changed = set(), False
         for item in items:
             if item.kind == "message" and item.correlation_id in self.messages:
                 touched.add(item.correlation_id)
                 self.messages[item.correlation_id].add(item.message_id)
             elif item.kind == "run":
+                runs_changed = True
                 touched.update(
                     correlation
                     for correlation, ids in self.messages.items()
@@ -165,13 +186,16 @@ class FlowWatch:
         for page, correlation in list(self.correlations.items()):
             if correlation in touched:
                 self.schedule(page)
+        if runs_changed:
+            for page in [page for page in self.sockets if page.failures]:
+                self.schedule(page)
 
     def schedule(self, page):
-        """Render `page` again soon: at once, or `DEBOUNCE` after its last render."""
+        """Render `page` again soon: at once, or its debounce after its last render."""
         if page in self.scheduled:
             return  # the render to come reads the store after this change too
         last = self.rendered_at.get(page)
-        delay = 0.0 if last is None else max(0.0, last + DEBOUNCE - self.loop.time())
+        delay = 0.0 if last is None else max(0.0, last + page.debounce - self.loop.time())
         self.scheduled[page] = asyncio.create_task(self._render_later(page, delay))
 
     async def _render_later(self, page, delay):
