@@ -137,7 +137,8 @@ def _own_models():
 
 _STATEMENT = re.compile(r"^\s*(INSERT|UPDATE|DELETE|WITH|REPLACE)\b", re.IGNORECASE)
 _TARGET = re.compile(
-    r"(?<!FOR )\b(INSERT\s+INTO|REPLACE\s+INTO|UPDATE|DELETE\s+FROM)\s+[`\"\[]?([\w.]+)",
+    r"(?<!FOR )\b(INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|UPDATE|DELETE\s+FROM)\s+"
+    r"[`\"\[]?([\w.]+)",
     re.IGNORECASE,
 )
 

@@ -274,6 +274,7 @@ def test_the_dry_run_pages_are_accessible_and_clean_in_a_browser(
 
             page.get_by_role("link", name="Dry run InventoryEventHandler").click()
             page.wait_for_url(f"{base}/inspector/runs/{run.pk}/dry-run/")
+            violations += accessibility_violations(axe, page, "dry run, the confirmation")
             page.get_by_role("button", name="Dry run", exact=True).click()
             page.get_by_text("Would fail again: DomainError").wait_for()
             violations += accessibility_violations(axe, page, "dry run, failing")

@@ -235,6 +235,9 @@ def test_the_handler_knows_it_is_in_a_dry_run_and_orm_writes_are_itemized(
         elsewhere.start()  # another thread, meanwhile, is not in the dry run
         elsewhere.join()
         Switch.objects.filter(name="bulk").update(on=True)  # no signal: unitemized
+        Switch.objects.bulk_create(
+            [Switch(name="bulk"), Switch(name="more")], ignore_conflicts=True
+        )
         Switch.objects.get(name="gone").delete()
         flag = Switch.objects.get(name="flag")
         flag.on = True
@@ -263,8 +266,10 @@ def test_the_handler_knows_it_is_in_a_dry_run_and_orm_writes_are_itemized(
     assert [(row.pk, row.values) for row in switches.deleted] == [
         ("gone", {"name": "gone", "on": True})
     ]
-    (bulk,) = result.unitemized
-    assert (bulk.table, bulk.statement, bulk.rows) == (Switch._meta.db_table, "UPDATE", 1)
+    assert [(w.table, w.statement, w.rows) for w in result.unitemized] == [
+        (Switch._meta.db_table, "INSERT", 1),  # "more"; "bulk" was there
+        (Switch._meta.db_table, "UPDATE", 1),
+    ]
     assert Switch.objects.get(name="bulk").on is False
 
 
