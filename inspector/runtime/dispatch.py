@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inspector.models import FailureGroup, HandlerAttempt, HandlerRun, HandlerState, RunStatus
-from inspector.runtime import signals
+from inspector.runtime import names, signals
 from inspector.runtime.failures import failure_group
 from inspector.runtime.sql import Increment, insert_rows, new_instance, update_row
 from inspector.runtime.unit_of_work import Cause, caused_by, unit_of_work
@@ -230,7 +230,7 @@ class Dispatcher:
         """Keep the failed attempt and schedule a retry, or declare the run dead."""
         finished_at = timezone.now()
         duration_us = int((time.perf_counter() - started) * 1_000_000)
-        error_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        error_type = names.error_type(exc)
         formatted = traceback.format_exc()
         message = str(exc)
         group = failure_group(

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from inspector.exceptions import DomainError
-from inspector.runtime import capture
+from inspector.runtime import capture, names
 from inspector.runtime.domain import current_domain
 from inspector.runtime.store import metadata_of
 from inspector.runtime.unit_of_work import Cause, caused_by, unit_of_work
@@ -138,7 +138,7 @@ class DryRun:
 
     @property
     def short_error_type(self):
-        return self.error_type.rpartition(".")[2]
+        return names.short_handler(self.error_type)
 
 
 def dry_run(run, *, data=None):
@@ -198,7 +198,7 @@ def dry_run(run, *, data=None):
         data=message.to_dict(),
         edited=edited,
         outcome=SUCCEEDED if error is None else FAILED,
-        error_type="" if error is None else f"{type(error).__module__}.{type(error).__qualname__}",
+        error_type="" if error is None else names.error_type(error),
         error_message="" if error is None else str(error),
         traceback=formatted,
         changes=_changes(recorder.rows),

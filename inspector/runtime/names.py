@@ -17,6 +17,12 @@ def handler_name(domain_name, class_name):
     return f"{domain_name}.{class_name}"
 
 
+def error_type(exc):
+    """How a failed run (and a dry run) names its exception's type:
+    `inspector.exceptions.DomainError`."""
+    return f"{type(exc).__module__}.{type(exc).__qualname__}"
+
+
 def short_type(type_name, *, whole=False):
     """`warehouse.OrderShipped.v1` → `OrderShipped`: the part before the version.
 
