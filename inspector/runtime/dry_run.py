@@ -29,11 +29,11 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from inspector.exceptions import DomainError
+from inspector.exceptions import DomainError, IncorrectUsageError
 from inspector.runtime import capture, names
 from inspector.runtime.domain import current_domain
 from inspector.runtime.store import metadata_of
-from inspector.runtime.unit_of_work import Cause, caused_by, unit_of_work
+from inspector.runtime.unit_of_work import Cause, caused_by, in_unit_of_work, unit_of_work
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -149,6 +149,8 @@ def dry_run(run, *, data=None):
     `inspector.exceptions.ValidationError` naming the fields, before anything runs); else the
     run's edit (`run.edit.edited_data`) is used as a replay would, else the stored payload.
     """
+    if in_unit_of_work():  # the handler would join it, and what it raised would be kept
+        raise IncorrectUsageError("A dry run cannot run inside a unit of work (a handler)")
     domain = current_domain.get()
     row = run.message
     try:

@@ -48,6 +48,11 @@ def current_cause():
     return _current_cause.get()
 
 
+def in_unit_of_work():
+    """Whether a unit of work is open here (a new one would join it)."""
+    return _current_uow.get() is not None
+
+
 @contextmanager
 def caused_by(cause):
     token = _current_cause.set(cause)

@@ -12,9 +12,10 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from inspector import current_domain, handle
-from inspector.exceptions import ValidationError
+from inspector.exceptions import IncorrectUsageError, ValidationError
 from inspector.models import HandlerRun, HandlerRunReplay, Message, RunStatus
 from inspector.runtime.dry_run import dry_run
+from inspector.runtime.unit_of_work import unit_of_work
 from tests.warehouse.commands import AdjustStock, ConfirmOrder, PlaceOrder, ShipOrder
 from tests.warehouse.events import OrderShipped, StockAdjusted
 from tests.warehouse.models import Inventory, Order, Switch
@@ -88,6 +89,15 @@ def shipped(domain, add_book, django_capture_on_commit_callbacks):
         return book, {run.handler: run for run in HandlerRun.objects.filter(message=shipped)}
 
     return ship
+
+
+def test_not_inside_a_unit_of_work_which_would_keep_what_it_raises(shipped, domain, unchanged):
+    _book, runs = shipped(quantity=12)
+    run = _give_up(runs[INVENTORY])
+    check = unchanged(run)
+    with pytest.raises(IncorrectUsageError), unit_of_work(domain):
+        dry_run(run)
+    check()
 
 
 def test_a_dead_run_that_still_fails_says_so_and_changes_nothing(shipped, unchanged):
