@@ -102,6 +102,8 @@ class Migration(migrations.Migration):
                 (
                     "job",
                     models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="+",
                         to="inspector.replayjob",
@@ -110,6 +112,7 @@ class Migration(migrations.Migration):
                 (
                     "run",
                     models.ForeignKey(
+                        db_constraint=False,
                         db_index=False,
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="+",

@@ -24,6 +24,7 @@ def test_a_project_without_an_inspector_setting_runs_on_the_defaults(settings, e
         "retries": 3,
         "backoff_base": 1.0,
         "backoff_cap": 300.0,
+        "replay_rate": 100,
         "metrics_token": None,
         "feed_poll_interval": 0.05,
         "feed_buffer": 1000,
