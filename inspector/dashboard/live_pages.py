@@ -16,7 +16,6 @@ newest render, so 50 operators watching one flow cost one render per change, not
 """
 
 import asyncio
-import contextlib
 import logging
 import uuid
 import weakref
@@ -120,7 +119,7 @@ def watch_for_this_loop():
 
 
 class PageWatch:
-    """The live message and flow pages of one event loop, and their shared renders."""
+    """The live pages of one event loop, and their shared renders."""
 
     def __init__(self, loop):
         self.loop = loop
@@ -128,6 +127,7 @@ class PageWatch:
         self.correlations = {}  # Page -> correlation id
         self.messages = {}  # correlation id -> ids of its messages
         self.scheduled = {}  # Page -> the task that renders it next
+        self.tasks = set()  # every render task until it ends (the loop keeps weak references)
         self.rendered_at = {}  # Page -> loop time of its last render
         self.renders = 0  # how many renders this watch made (tests and benchmarks read it)
         self.hub = None
@@ -196,7 +196,9 @@ class PageWatch:
             return  # the render to come reads the store after this change too
         last = self.rendered_at.get(page)
         delay = 0.0 if last is None else max(0.0, last + page.debounce - self.loop.time())
-        self.scheduled[page] = asyncio.create_task(self._render_later(page, delay))
+        task = self.scheduled[page] = asyncio.create_task(self._render_later(page, delay))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _render_later(self, page, delay):
         if delay:
@@ -222,9 +224,3 @@ class PageWatch:
             for consumer in list(self.sockets.get(page, ())):
                 if consumer.latest != html:  # a change elsewhere in the correlation, not drawn
                     consumer.deliver(html)
-
-    async def close(self):
-        for task in list(self.scheduled.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

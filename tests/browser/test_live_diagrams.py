@@ -84,6 +84,8 @@ def test_a_replay_from_the_message_page_turns_it_and_the_flow_page_green_without
     expect(inventory_arrow(page, "succeeded")).to_have_count(1)
     expect(page.locator("#message-effects")).to_contain_text("StockAdjusted")
     expect(page.locator("#runs")).to_contain_text("Replayed by grace")
+    # The action's notice stays where the page shows notices, through the live swaps.
+    expect(page.locator("#messages")).to_have_text(f"Replay of {INVENTORY} queued.")
     expect(tree_badge).to_have_attribute("data-status", "succeeded")
     expect(inventory_arrow(flow, "succeeded")).to_have_count(1)
     expect(flow.locator("#causation-tree")).to_contain_text("StockAdjusted")

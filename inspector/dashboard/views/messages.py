@@ -302,7 +302,7 @@ def live_fragments(*, user, message=None, depth=None, correlation=None):
         context, templates = _message_context(request, source), MESSAGE_FRAGMENTS
     else:
         context, templates = _flow_context(request, _flow(request, correlation)), FLOW_FRAGMENTS
-    context["csrf_token"] = NO_CSRF_TOKEN
+    context.update(csrf_token=NO_CSRF_TOKEN, live=True)
     html = "".join(render_to_string(name, context, request=request) for name in templates)
     ids = set(Message.objects.filter(correlation_id=correlation).values_list("id", flat=True))
     return html, ids
