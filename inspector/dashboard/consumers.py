@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 
 from inspector import conf
 from inspector.dashboard import feed, live_pages
+from inspector.dashboard.views.messages import LIVE_CSRF_TOKEN
 
 FORBIDDEN = 4403
 BAD_PAGE = 4400  # the query names no page properly
@@ -211,7 +212,8 @@ class LivePageConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=BAD_PAGE)
             return
         self.user = user
-        self.latest = None
+        self.csrf_token = await sync_to_async(live_pages.csrf_token_for)(self.scope)
+        self.rendered = self.latest = None  # the shared render, and this socket's copy of it
         self.ready = asyncio.Event()
         self.watch = live_pages.watch_for_this_loop()
         if not await self.watch.subscribe(self, page):
@@ -229,8 +231,10 @@ class LivePageConsumer(AsyncJsonWebsocketConsumer):
         """The page has nothing to say: its query string named what it shows."""
 
     def deliver(self, html):
-        """Called by the watch with each new render; never blocks it."""
-        self.latest = html
+        """Called by the watch with each new render; never blocks it. The render's forms get
+        this socket's own CSRF token."""
+        self.rendered = html
+        self.latest = html.replace(LIVE_CSRF_TOKEN, self.csrf_token)
         self.ready.set()
 
     async def _send_loop(self):

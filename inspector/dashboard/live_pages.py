@@ -22,6 +22,9 @@ import weakref
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest
+from django.middleware import csrf
 
 from inspector.dashboard import feed
 from inspector.dashboard.views import failures as failure_pages
@@ -92,6 +95,22 @@ def correlation_of(page):
             return None, set()
     ids = set(Message.objects.filter(correlation_id=correlation).values_list("id", flat=True))
     return correlation, ids
+
+
+def csrf_token_for(scope):
+    """A CSRF token for the forms a socket is sent, from its own CSRF secret (the cookie, or the
+    session with CSRF_USE_SESSIONS), as `{% csrf_token %}` would write it on the page; "" when
+    it has none (the page's htmx requests send the page's token in a header)."""
+    if settings.CSRF_USE_SESSIONS:
+        session = scope.get("session")
+        secret = session.get(csrf.CSRF_SESSION_KEY, "") if session is not None else ""
+    else:
+        secret = scope.get("cookies", {}).get(settings.CSRF_COOKIE_NAME, "")
+    if len(secret) != csrf.CSRF_SECRET_LENGTH or not set(secret) <= set(csrf.CSRF_ALLOWED_CHARS):
+        return ""
+    request = HttpRequest()
+    request.META["CSRF_COOKIE"] = secret
+    return csrf.get_token(request)
 
 
 def render(page, user):
@@ -222,5 +241,5 @@ class PageWatch:
             self.messages.setdefault(correlation, set()).update(ids)
         if html:
             for consumer in list(self.sockets.get(page, ())):
-                if consumer.latest != html:  # a change elsewhere in the correlation, not drawn
+                if consumer.rendered != html:  # a change elsewhere in the correlation, not drawn
                     consumer.deliver(html)

@@ -264,10 +264,9 @@ MESSAGE_FRAGMENTS = (
     "inspector/message-effects.html",
 )
 FLOW_FRAGMENTS = ("inspector/diagram.html", "inspector/flow-tree.html")
-# The csrf context processor's "no token" value: `{% csrf_token %}` writes nothing, and the
-# page's own token goes with every htmx request in its body's `hx-headers`. A render shared by
-# several sockets must not carry one user's token to another.
-NO_CSRF_TOKEN = "NOTPROVIDED"
+# What a shared render's forms carry instead of a CSRF token: each socket puts its own user's
+# token in (dashboard/live_pages.py, `csrf_token_for`), so no user's token reaches another.
+LIVE_CSRF_TOKEN = "inspectorlivepagecsrftoken"
 
 
 def live_path(*, message=None, depth=None, correlation=None, failures=None):
@@ -302,7 +301,7 @@ def live_fragments(*, user, message=None, depth=None, correlation=None):
         context, templates = _message_context(request, source), MESSAGE_FRAGMENTS
     else:
         context, templates = _flow_context(request, _flow(request, correlation)), FLOW_FRAGMENTS
-    context.update(csrf_token=NO_CSRF_TOKEN, live=True)
+    context.update(csrf_token=LIVE_CSRF_TOKEN, live=True)
     html = "".join(render_to_string(name, context, request=request) for name in templates)
     ids = set(Message.objects.filter(correlation_id=correlation).values_list("id", flat=True))
     return html, ids

@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission
+from django.test import Client
 
 from inspector.dashboard import live_pages
 from inspector.models import HandlerRun, Message
@@ -102,7 +103,6 @@ def test_a_replayed_runs_new_outcome_reaches_its_message_page_and_no_other(
     assert re.search(succeeded, last)
     assert "Replayed by a script" in last and "restocked" in last  # the run's lineage
     assert "StockAdjusted" in last  # what the replayed run caused, in the effects
-    assert 'name="csrfmiddlewaretoken"' not in html  # shared renders carry no one's token
 
 
 def test_a_flow_page_gets_its_diagram_and_causation_tree(django_user_model, domain, ship):
@@ -234,3 +234,36 @@ def test_the_failures_page_gets_its_table_when_runs_fail_and_for_its_handler_onl
     html, quiet = async_to_sync(scenario)()
     assert html.startswith('<section id="failures"') and "InventoryEventHandler" in html
     assert quiet == ""  # its handler's groups did not change: nothing sent
+
+
+def test_each_socket_gets_forms_with_its_own_users_csrf_token(django_user_model, ship):
+    oversold, _ = ship(12)
+    run = HandlerRun.objects.get(handler=INVENTORY, message=oversold)
+    page = f"/inspector/messages/{oversold.id}/"
+    clients = []
+    for name in ("ann", "bob"):  # allowed the same things: one render serves both
+        user = django_user_model.objects.create_user(name, password="x", is_staff=True)
+        user.user_permissions.add(Permission.objects.get(codename="replay_handlerrun"))
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(user)
+        client.get(page)  # the page sets its CSRF cookie
+        clients.append(client)
+
+    async def forms(client):
+        cookie = "; ".join(f"{key}={morsel.value}" for key, morsel in client.cookies.items())
+        ws = communicator(cookie.encode(), f"message={oversold.id}")
+        assert (await ws.connect())[0]
+        html = await receive_until(ws, lambda t: "message-effects" in t)
+        await ws.disconnect()
+        return html
+
+    tokens = []
+    for client in clients:
+        html = async_to_sync(forms)(client)
+        assert f'action="/inspector/runs/{run.id}/retry-now/"' in html
+        tokens.append(set(re.findall(r'name="csrfmiddlewaretoken" value="(\w+)"', html)))
+    (ann_token,), (bob_token,) = tokens
+    assert ann_token != bob_token
+    url = f"/inspector/runs/{run.id}/retry-now/"
+    assert clients[1].post(url, {"csrfmiddlewaretoken": ann_token}).status_code == 403
+    assert clients[0].post(url, {"csrfmiddlewaretoken": ann_token}).status_code == 302
