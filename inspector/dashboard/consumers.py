@@ -216,15 +216,16 @@ class LivePageConsumer(AsyncJsonWebsocketConsumer):
         self.rendered = self.latest = None  # the shared render, and this socket's copy of it
         self.ready = asyncio.Event()
         self.watch = live_pages.watch_for_this_loop()
+        self.page = page  # before subscribing: a socket that goes meanwhile is let go of
         if not await self.watch.subscribe(self, page):
             await self.close(code=NOT_FOUND)
             return
-        self.page = page
         self.sender = asyncio.create_task(self._send_loop())
 
     async def disconnect(self, code):
         if self.page is not None:
             self.watch.unsubscribe(self, self.page)
+            self.page = None
         await feed.leave(self)
 
     async def receive_json(self, content, **kwargs):

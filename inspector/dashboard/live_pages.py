@@ -161,6 +161,10 @@ class PageWatch:
                 return False
             self.correlations[page] = correlation
             self.messages.setdefault(correlation, set()).update(ids)
+        if consumer.page != page:  # it went while its page was read
+            if page not in self.sockets:
+                self._forget(page)
+            return False
         self.sockets.setdefault(page, set()).add(consumer)
         if self.hub is None:
             self.hub = feed.hub_for_this_loop()
@@ -178,6 +182,12 @@ class PageWatch:
         if sockets:
             return
         del self.sockets[page]
+        self._forget(page)
+        if not self.sockets and self.hub is not None:
+            self.hub.unregister(self)
+
+    def _forget(self, page):
+        """Drop what was kept for a page no socket shows any more."""
         correlation = self.correlations.pop(page, None)
         task = self.scheduled.pop(page, None)
         if task is not None:
@@ -185,8 +195,6 @@ class PageWatch:
         self.rendered_at.pop(page, None)
         if correlation not in self.correlations.values():
             self.messages.pop(correlation, None)
-        if not self.sockets and self.hub is not None:
-            self.hub.unregister(self)
 
     def offer(self, items):
         """Called by the hub with every batch it read; marks the pages it touches."""

@@ -267,3 +267,24 @@ def test_each_socket_gets_forms_with_its_own_users_csrf_token(django_user_model,
     url = f"/inspector/runs/{run.id}/retry-now/"
     assert clients[1].post(url, {"csrfmiddlewaretoken": ann_token}).status_code == 403
     assert clients[0].post(url, {"csrfmiddlewaretoken": ann_token}).status_code == 302
+
+
+def test_a_page_no_socket_shows_any_more_is_forgotten(django_user_model, ship):
+    oversold, _ = ship(1)
+    cookie = staff(django_user_model, "ops")
+
+    async def scenario():
+        sockets = [communicator(cookie, f"message={oversold.id}") for _ in range(2)]
+        sockets.append(communicator(cookie, "failures="))
+        for ws in sockets:
+            assert (await ws.connect())[0]
+            await ws.receive_from(timeout=5)
+        watch = live_pages.watch_for_this_loop()
+        assert len(watch.sockets) == 2 and watch in watch.hub.clients
+        for ws in sockets:
+            await ws.disconnect()
+        return watch
+
+    watch = async_to_sync(scenario)()
+    assert (watch.sockets, watch.correlations, watch.messages) == ({}, {}, {})
+    assert watch not in watch.hub.clients
