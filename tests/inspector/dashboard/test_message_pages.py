@@ -64,7 +64,9 @@ def test_message_page_shows_runs_diagram_and_escaped_payload(client, django_user
     root = ET.fromstring(svg)
     assert root.tag.endswith("svg")
     assert "ShipOrder" in svg and "InventoryEventHandler" in svg
-    assert "Replay" not in html  # no replay permission
+    # no replay permission: none of a run's actions (the nav's "Replay jobs" list is staff's)
+    assert not re.search(r">Replay (?!jobs<)", html) and "replay-form" not in html
+    assert "Dry run" not in html and "Retry now" not in html and "Edit and replay" not in html
 
 
 def test_payloads_need_the_view_message_permission(client, django_user_model, oversold):
