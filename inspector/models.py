@@ -285,12 +285,19 @@ class HandlerRunReplay(models.Model):
     edited_data = models.JSONField(null=True, blank=True)
     original_data = models.JSONField(null=True, blank=True)
     # The replay job that replayed or resolved the run; null for one done in a request.
+    # Indexed with the record's id (below): a job's progress reads its records after a mark.
     job = models.ForeignKey(
-        "ReplayJob", on_delete=models.SET_NULL, null=True, blank=True, related_name="replays"
+        "ReplayJob",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="replays",
+        db_index=False,
     )
 
     class Meta:
         ordering = ["run", "at"]
+        indexes = [models.Index(fields=["job", "id"], name="replay_record_job")]
 
     def __str__(self):
         return (
@@ -473,6 +480,13 @@ class ReplayJob(models.Model):
     claimed_by = models.CharField(max_length=255, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField()
+    # The settled mark (see readmodel/replay_jobs.py): the id of the last of the job's replay
+    # records that workers have seen end, with what those ended as; a progress read counts
+    # only the records after it. `settled_at`: when the job had ended and all its runs had.
+    settled_through = models.BigIntegerField(default=0)
+    settled_done = models.BigIntegerField(default=0)
+    settled_failed = models.BigIntegerField(default=0)
+    settled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -481,6 +495,10 @@ class ReplayJob(models.Model):
                 fields=["next_step_at"],
                 condition=models.Q(status__in=["waiting", "running"]),
                 name="replay_job_due",
+            ),
+            # The jobs whose settled mark workers still move: few, among all jobs ever made.
+            models.Index(
+                fields=["id"], condition=models.Q(settled_at=None), name="replay_job_unsettled"
             ),
         ]
 

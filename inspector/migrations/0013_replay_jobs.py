@@ -56,6 +56,10 @@ class Migration(migrations.Migration):
                 ("claimed_by", models.CharField(blank=True, default="", max_length=255)),
                 ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
                 ("updated_at", models.DateTimeField()),
+                ("settled_through", models.BigIntegerField(default=0)),
+                ("settled_done", models.BigIntegerField(default=0)),
+                ("settled_failed", models.BigIntegerField(default=0)),
+                ("settled_at", models.DateTimeField(blank=True, null=True)),
                 (
                     "created_by",
                     models.ForeignKey(
@@ -78,9 +82,14 @@ class Migration(migrations.Migration):
                 blank=True,
                 null=True,
                 on_delete=django.db.models.deletion.SET_NULL,
+                db_index=False,
                 related_name="replays",
                 to="inspector.replayjob",
             ),
+        ),
+        migrations.AddIndex(
+            model_name="handlerrunreplay",
+            index=models.Index(fields=["job", "id"], name="replay_record_job"),
         ),
         migrations.CreateModel(
             name="ReplayJobRun",
@@ -127,6 +136,14 @@ class Migration(migrations.Migration):
                 condition=models.Q(("status__in", ["waiting", "running"])),
                 fields=["next_step_at"],
                 name="replay_job_due",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="replayjob",
+            index=models.Index(
+                condition=models.Q(("settled_at", None)),
+                fields=["id"],
+                name="replay_job_unsettled",
             ),
         ),
     ]

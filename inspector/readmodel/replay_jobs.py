@@ -1,8 +1,20 @@
-"""How far a replay job has got: done, failed again, left.
+"""How far a replay job has got: done, failed again, left; and the settled mark that keeps
+reading it cheap however many runs the job covers.
 
-Read from the job's counters plus one count over the replay records the job wrote, grouped by
-their runs' status now (the records' `job` index), so it costs the same whatever else is in
-the store; resolve jobs need only the counters.
+A replay job writes one replay record per run it queues again, in chunks, so the records' ids
+grow as the job moves. Workers (`settle`, each runner's step) walk the job's records forward
+from its mark (`ReplayJob.settled_through`) in id order, adding those whose runs have ended
+to the job's settled counters, and stop at the first one whose run has not ended. A progress
+read is then the counters plus one count over the records after the mark, grouped by their
+runs' status now (the (job, id) index): it costs the runs in flight, not the job.
+
+Ended, for the mark: succeeded or resolved (done), or dead (failed again). A failed run is
+not: it waits for a retry that may still succeed, so it holds the mark (it is counted as
+failed again while it waits, and the job is not settled). A run the mark has passed keeps the
+outcome it had then: if someone replays it again by hand later, the job still reports what
+its replay came to (the later replay is that person's, on the run's own page), so a job's
+"done" never moves back. Runs that no worker takes (a paused handler's) hold the mark; a
+read then costs the runs queued after them, still bounded by what is in flight.
 """
 
 from dataclasses import dataclass
@@ -13,6 +25,10 @@ from inspector.models import HandlerRunReplay, ReplayJob, RunStatus
 
 DONE = (RunStatus.SUCCEEDED, RunStatus.RESOLVED)
 FAILED_AGAIN = (RunStatus.FAILED, RunStatus.DEAD)
+QUEUED = (RunStatus.PENDING, RunStatus.RUNNING)
+ENDED = {**dict.fromkeys(DONE, "done"), RunStatus.DEAD: "failed"}  # what passes the mark
+SETTLE_PAGE = 500  # records one read of the walk takes
+ENDS = (ReplayJob.Status.FINISHED, ReplayJob.Status.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -23,7 +39,8 @@ class JobProgress:
     done: int  # replayed and succeeded since (or resolved)
     failed_again: int  # replayed and failed (or dead) again
     queued: int  # replayed and not run yet (pending or running)
-    settled: bool  # the job ended and none of its runs is still queued: nothing will change
+    retrying: int  # of failed_again: failed and waiting for a retry
+    settled: bool  # the job ended and none of its runs will change any more
 
     @property
     def left(self):
@@ -37,21 +54,32 @@ class JobProgress:
 
 
 def replay_job_progress(job):
-    """The progress of `job` (a ReplayJob read just now)."""
-    done = failed_again = queued = 0
+    """The progress of `job` (a ReplayJob read just now): its settled counters plus the
+    records after its mark, in one query (none for a resolve job or a settled one)."""
+    ended = job.status in ENDS
     if job.action == ReplayJob.Action.RESOLVE:
-        done = job.applied
-    elif job.applied:
+        return _progress(job, done=job.applied, settled=ended)
+    by_status = {}
+    if job.settled_at is None and job.applied:
         by_status = dict(
-            HandlerRunReplay.objects.filter(job=job)
+            HandlerRunReplay.objects.filter(job=job, pk__gt=job.settled_through)
             .order_by()
             .values_list("run__status")
             .annotate(n=Count("pk"))
         )
-        done = sum(by_status.get(status, 0) for status in DONE)
-        failed_again = sum(by_status.get(status, 0) for status in FAILED_AGAIN)
-        queued = by_status.get(RunStatus.PENDING, 0) + by_status.get(RunStatus.RUNNING, 0)
-    ended = job.status in (ReplayJob.Status.FINISHED, ReplayJob.Status.CANCELLED)
+    queued = sum(by_status.get(status, 0) for status in QUEUED)
+    retrying = by_status.get(RunStatus.FAILED, 0)
+    return _progress(
+        job,
+        done=job.settled_done + sum(by_status.get(status, 0) for status in DONE),
+        failed_again=job.settled_failed + sum(by_status.get(s, 0) for s in FAILED_AGAIN),
+        queued=queued,
+        retrying=retrying,
+        settled=ended and not queued and not retrying,
+    )
+
+
+def _progress(job, *, done, settled, failed_again=0, queued=0, retrying=0):
     return JobProgress(
         total=job.total,
         applied=job.applied,
@@ -59,5 +87,48 @@ def replay_job_progress(job):
         done=done,
         failed_again=failed_again,
         queued=queued,
-        settled=ended and not queued,
+        retrying=retrying,
+        settled=settled,
     )
+
+
+def settle(job, now):
+    """Move `job`'s mark past its records whose runs have ended, adding them to its settled
+    counters, and mark the job settled once it has ended and all its runs have. The caller
+    holds the job's row lock (select_for_update) in a transaction and passes the row it read;
+    returns how many records the mark passed."""
+    if job.settled_at is not None:
+        return 0
+    mark, done, failed, passed = job.settled_through, 0, 0, 0
+    caught_up = job.action == ReplayJob.Action.RESOLVE  # its outcomes are its counters
+    while not caught_up:
+        page = list(
+            HandlerRunReplay.objects.filter(job=job, pk__gt=mark)
+            .order_by("pk")
+            .values_list("pk", "run__status")[:SETTLE_PAGE]
+        )
+        for pk, status in page:
+            outcome = ENDED.get(status)
+            if outcome is None:
+                break
+            mark, passed = pk, passed + 1
+            done += outcome == "done"
+            failed += outcome == "failed"
+        else:
+            caught_up = len(page) < SETTLE_PAGE
+            continue
+        break
+    changes = {}
+    if passed:
+        changes.update(
+            settled_through=mark,
+            settled_done=job.settled_done + done,
+            settled_failed=job.settled_failed + failed,
+        )
+    if caught_up and job.status in ENDS:
+        changes["settled_at"] = now
+    if changes:
+        ReplayJob.objects.filter(pk=job.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(job, name, value)
+    return passed

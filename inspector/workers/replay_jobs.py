@@ -9,6 +9,11 @@ and finish the job when the chunk came up short. A job is queued in global order
 stream's earlier runs are pending before its later ones, and the workers' claims run a
 stream's runs in position order among the unfinished ones.
 
+Each step, and each turn of the runner's loop for jobs that have ended or are paused, also
+moves the job's settled mark past the runs that have ended since (readmodel/replay_jobs.py),
+so reading a job's progress costs the runs in flight, not the job; a job is settled (and
+left alone) once it has ended and all its runs have.
+
 Every worker (`run_handlers`, the embedded one) runs a ReplayJobRunner in a thread of its
 own; the lease lets one of them at a time carry a job out, and when that worker dies the
 lease runs out and another one goes on from the cursor. A worker that stops gives its
@@ -24,6 +29,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inspector.models import ReplayJob, ReplayJobRun
+from inspector.readmodel.replay_jobs import settle
 from inspector.runtime.connections import close_broken_connections, lost_database
 from inspector.services import CHUNK, handler_runs_apply
 
@@ -64,6 +70,7 @@ class ReplayJobRunner:
             job = self._takeable(now).select_for_update(skip_locked=True).filter(pk=job_id).first()
             if job is None:
                 return None
+            settle(job, now)
             size = min(job.rate, CHUNK)
             keys = list(
                 ReplayJobRun.objects.filter(job=job)
@@ -106,6 +113,18 @@ class ReplayJobRunner:
             logger.info("Replay job finished job=%s worker_id=%s", job.pk, self.worker_id)
         return len(keys)
 
+    def settle_due(self, now=None):
+        """Move the settled mark of every job not settled yet (ended, paused or between two
+        steps); returns how many records the marks passed in all."""
+        now = now or timezone.now()
+        passed = 0
+        for pk in ReplayJob.objects.filter(settled_at=None).values_list("pk", flat=True):
+            with transaction.atomic():
+                job = ReplayJob.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+                if job is not None:
+                    passed += settle(job, now)
+        return passed
+
     def seconds_to_next(self, now=None):
         """How long until a job is due, at most the poll interval (jobs made meanwhile)."""
         now = now or timezone.now()
@@ -127,6 +146,7 @@ class ReplayJobRunner:
                 try:
                     close_broken_connections()
                     self.step_due()
+                    self.settle_due()
                     wait = self.seconds_to_next()
                 except Exception as error:
                     if not lost_database(error):

@@ -296,3 +296,158 @@ def test_a_bad_rate_or_nothing_to_replay_writes_no_job(dead_group, settings):
 
     settings.INSPECTOR = {**getattr(settings, "INSPECTOR", {}), "replay_rate": 7}
     assert job_over(runs, rate=None).rate == 7  # the setting's rate
+
+
+# The settled mark: a progress read counts only the runs after it ---------------------------
+
+
+def recount(job):
+    """The job's progress counted from scratch: every replay record it wrote, by its run's
+    status now (what a read cost before the mark; the oracle for the mark's bookkeeping)."""
+    statuses = list(HandlerRunReplay.objects.filter(job=job).values_list("run__status", flat=True))
+    return {
+        "done": sum(s in ("succeeded", "resolved") for s in statuses),
+        "failed_again": sum(s in ("failed", "dead") for s in statuses),
+        "queued": sum(s in ("pending", "running") for s in statuses),
+    }
+
+
+def counted(job):
+    job.refresh_from_db()
+    progress = replay_job_progress(job)
+    return {"done": progress.done, "failed_again": progress.failed_again, "queued": progress.queued}
+
+
+def hold(runs):
+    """Keep `runs` queued: no worker takes a run before it is available."""
+    later = timezone.now() + timedelta(days=1)
+    HandlerRun.objects.filter(pk__in=[run.pk for run in runs]).update(available_at=later)
+
+
+@pytest.mark.parametrize(
+    "outcomes",
+    [
+        "ok ok ok ok",
+        "again again again",
+        "ok again queued ok retrying again ok",
+        "queued ok ok again ok",
+        "retrying retrying ok",
+    ],
+)
+def test_progress_read_past_the_mark_equals_a_full_recount_after_any_mix(dead_group, outcomes):
+    outcomes = outcomes.split()
+    runs = dead_group(len(outcomes), streams=len(outcomes))  # a stream each: any order
+    for n, outcome in enumerate(outcomes):
+        Switch.objects.filter(name=f"skipping-{n}").update(on=outcome == "again")
+    job = job_over(runs, rate=2)  # two runs a step: the mark moves between steps
+    runner = ReplayJobRunner(worker_id="jobs")
+    held = [
+        run
+        for run, outcome in zip(runs, outcomes, strict=True)
+        if outcome in ("queued", "retrying")
+    ]
+    now = timezone.now()
+    for step in range(len(outcomes) // 2 + 2):
+        runner.step(job.pk, now=now + timedelta(seconds=step))
+        hold(held)
+        drain()
+        assert counted(job) == recount(job)
+        runner.settle_due()
+        assert counted(job) == recount(job)
+    retrying = [run for run, outcome in zip(runs, outcomes, strict=True) if outcome == "retrying"]
+    HandlerRun.objects.filter(pk__in=[run.pk for run in retrying]).update(status="failed")
+    runner.settle_due()
+    job.refresh_from_db()
+    expected = {
+        "done": outcomes.count("ok"),
+        "failed_again": outcomes.count("again") + outcomes.count("retrying"),
+        "queued": outcomes.count("queued"),
+    }
+    assert job.status == "finished"
+    assert counted(job) == recount(job) == expected
+    held_records = HandlerRunReplay.objects.filter(job=job, run__in=[run.pk for run in held])
+    if held:  # the mark stops before the first held run's record, and the job is not settled
+        assert job.settled_through < min(held_records.values_list("pk", flat=True))
+        assert job.settled_done + job.settled_failed < len(outcomes)
+        assert not replay_job_progress(job).settled
+    else:
+        assert (job.settled_done, job.settled_failed) == (
+            expected["done"],
+            expected["failed_again"],
+        )
+
+    # The held runs run now (the retrying ones' retry succeeds): everything settles.
+    HandlerRun.objects.filter(pk__in=[run.pk for run in held]).update(
+        status="pending", available_at=timezone.now()
+    )
+    drain()
+    runner.settle_due()
+    job.refresh_from_db()
+    final = {
+        "done": len(outcomes) - outcomes.count("again"),
+        "failed_again": outcomes.count("again"),
+        "queued": 0,
+    }
+    assert counted(job) == recount(job) == final
+    assert (job.settled_done, job.settled_failed) == (final["done"], final["failed_again"])
+    assert job.settled_at is not None and replay_job_progress(job).settled
+
+
+def test_a_read_counts_only_the_runs_after_the_mark_and_a_settled_job_none(
+    dead_group, django_assert_num_queries
+):
+    runs = dead_group(5, streams=5)
+    Switch.objects.filter(name="skipping-1").update(on=True)  # fails again: dead
+    job = job_over(runs, rate=100)
+    runner = ReplayJobRunner(worker_id="jobs")
+    runner.step(job.pk)
+    hold(runs[3:4])
+    drain()
+    runner.settle_due()
+    job.refresh_from_db()
+    assert (job.settled_done, job.settled_failed) >= (2, 1)  # the first three, at least
+    with django_assert_num_queries(1):
+        progress = replay_job_progress(job)
+    assert (progress.done, progress.failed_again, progress.queued) == (3, 1, 1)
+
+    # Runs the mark passed are not read again: rewritten behind its back, nothing moves.
+    before = counted(job)
+    settled = HandlerRunReplay.objects.filter(job=job, pk__lte=job.settled_through)
+    HandlerRun.objects.filter(pk__in=settled.values("run_id")).update(status="pending")
+    assert counted(job) == before
+    assert before == {"done": 3, "failed_again": 1, "queued": 1}
+
+    # Once the job has ended and all its runs have, a read needs no query at all.
+    HandlerRun.objects.filter(pk__in=settled.values("run_id")).update(status="succeeded")
+    HandlerRun.objects.filter(pk=runs[3].pk).update(available_at=timezone.now())
+    drain()
+    runner.settle_due()
+    job.refresh_from_db()
+    assert job.settled_at is not None
+    with django_assert_num_queries(0):
+        progress = replay_job_progress(job)
+    assert (progress.done, progress.failed_again, progress.queued, progress.settled) == (
+        4,
+        1,
+        0,
+        True,
+    )
+
+
+def test_a_run_replayed_again_by_hand_after_it_settled_keeps_the_jobs_outcome(dead_group):
+    runs = dead_group(2, streams=2)
+    Switch.objects.filter(name="skipping-0").update(on=True)
+    job = job_over(runs, rate=100)
+    runner = ReplayJobRunner(worker_id="jobs")
+    runner.step(job.pk)
+    drain()
+    runner.step(job.pk, now=timezone.now() + timedelta(seconds=2))  # finishes the job
+    runner.settle_due()
+    assert statuses(runs) == ["dead", "succeeded"]
+
+    Switch.objects.all().update(on=False)
+    handler_run_replay(run=HandlerRun.objects.get(pk=runs[0].pk), reason="by hand")
+    drain()
+    assert statuses(runs) == ["succeeded", "succeeded"]
+    assert counted(job) == {"done": 1, "failed_again": 1, "queued": 0}  # what its replay came to
+    assert recount(job) == {"done": 2, "failed_again": 0, "queued": 0}
