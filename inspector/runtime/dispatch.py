@@ -15,9 +15,8 @@ from django.utils import timezone
 from inspector.models import FailureGroup, HandlerAttempt, HandlerRun, HandlerState, RunStatus
 from inspector.runtime import names, signals
 from inspector.runtime.failures import failure_group
-from inspector.runtime.sql import Increment, insert_rows, new_instance, update_row
+from inspector.runtime.sql import Increment, new_instance, update_row
 from inspector.runtime.unit_of_work import Cause, caused_by, unit_of_work
-from inspector.runtime.wakeup import notify_workers
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +83,8 @@ class Dispatcher:
                     {
                         "message_id": entry.message._id,
                         "handler": spec.name,
-                        "message_type": entry.row.type,
-                        "stream": entry.row.stream,
-                        "position": entry.row.position,
-                        "global_position": entry.row.global_position,
+                        "message_type": entry.message._type,
+                        "stream": entry.stream,
                         "status": RunStatus.PENDING,
                         "available_at": now,
                         "claimed_by": owner,
@@ -96,7 +93,7 @@ class Dispatcher:
                         "updated_at": now,
                     },
                 )
-                run._message_row = entry.row
+                run._entry = entry  # positions are filled in when it is written
                 run._message_instance = entry.message
                 runs.append(run)
         return runs
@@ -123,10 +120,10 @@ class Dispatcher:
         run._entry = entry  # stream position and global position are filled in at flush
         return run
 
-    def create_runs(self, runs):
-        insert_rows(HandlerRun, runs)
-        if any(not run.claimed_by for run in runs):
-            notify_workers()
+    @staticmethod
+    def wakes_workers(runs):
+        """Whether a run is left for the workers (a command handler's record is done)."""
+        return any(run.status == RunStatus.PENDING and not run.claimed_by for run in runs)
 
     def after_commit(self, runs):
         """Run this transaction's pending runs now when processing is sync (breadth-first)."""
@@ -150,7 +147,7 @@ class Dispatcher:
         try:
             while queue:
                 run = queue.popleft()
-                self.execute(run, run._message_instance, run._message_row, owner=owner)
+                self.execute(run, run._message_instance, run._entry.row, owner=owner)
         finally:
             _sync_queue.reset(token)
 

@@ -106,18 +106,14 @@ class UnitOfWork:
     def flush(self):
         """Append the messages and create their handler runs (the outbox) in this transaction."""
         entries, self.entries = self.entries, []
-        store.append(entries)
         for run in self.explicit_runs:
-            row = run._entry.row
-            run.message_type, run.stream = row.type, row.stream
-            run.position, run.global_position = row.position, row.global_position
             run.raised_message_ids = [
                 str(e.message._id) for e in entries if e.metadata["handler_run_id"] == str(run.id)
             ]
-        runs = [*self.explicit_runs, *self.domain.dispatcher.runs_for(entries)]
+        dispatcher = self.domain.dispatcher
+        runs = [*self.explicit_runs, *dispatcher.runs_for(entries)]
         self.explicit_runs = []
-        if runs:
-            self.domain.dispatcher.create_runs(runs)
+        store.append(entries, runs=runs, wake_workers=dispatcher.wakes_workers(runs))
         self.created_runs.extend(runs)
         return entries
 

@@ -34,6 +34,17 @@ class Database:
         """Reserve `count` global positions, in commit order; return the first."""
         raise NotImplementedError
 
+    # Whether `append` writes a batch of messages in one statement (positions included);
+    # otherwise the store reads the positions, reserves global ones and then inserts.
+    appends_in_one_statement = False
+
+    def append(self, cursor, *, tables, streams, notify):
+        """INSERT a unit of work's rows in one statement: `tables` is a list of (table,
+        columns, rows of parameters), the messages first, each row's `position` and
+        `global_position` a `Slot`; with `notify`, wake the workers at the commit. Return
+        (the first global position given, {stream: its last position before} for `streams`)."""
+        raise NotImplementedError
+
     def notify_workers(self, cursor):
         """Wake waiting workers in every process when the current transaction commits
         (databases that `listen`; the others' workers are woken in-process or watch commits)."""
@@ -50,3 +61,16 @@ class Database:
     def unindexed(self, column):
         """A term for `column` that the planner cannot read from an index (a GROUP BY hint)."""
         return column
+
+
+class Slot:
+    """Where a row's stream position or global position goes, worked out by the statement:
+    the `number`-th new message of `stream` (counted from the stream's last position; from
+    -1 when `stream` is None, a stream known to be empty), or the batch's `number`-th
+    global position."""
+
+    __slots__ = ("stream", "number")
+
+    def __init__(self, stream, number):
+        self.stream = stream
+        self.number = number

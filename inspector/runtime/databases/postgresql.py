@@ -1,5 +1,7 @@
 """PostgreSQL: a counter row orders the writers' global positions; LISTEN/NOTIFY wakes workers."""
 
+import functools
+
 from inspector.runtime.databases.base import (
     GLOBAL_SEQUENCE,
     MESSAGES,
@@ -34,6 +36,46 @@ class PostgreSQL(Database):
         (last,) = row
         return last - count + 1
 
+    appends_in_one_statement = True
+
+    def append(self, cursor, *, tables, streams, notify):
+        """One round trip for a unit of work's outbox: the counter row (created from the
+        highest stored position if a test flushed it away), the streams' last positions, the
+        INSERTs and the workers' notification are one statement, whose parts share one
+        snapshot (so the positions read are those before the insert). A concurrent writer to
+        the same stream still meets the (stream, position) unique constraint, as it did with
+        separate statements, and the counter row's lock still orders the commits."""
+        count = len(tables[0][2])
+        params = [GLOBAL_SEQUENCE, count, count, list(streams)]
+        shapes = []
+        for table, columns, rows in tables:
+            shape = []
+            for row in rows:
+                kinds = []
+                for column, value in zip(columns, row, strict=True):
+                    if column == "position":
+                        if value.stream is None:  # a stream known to be empty
+                            kinds.append("value")
+                            params.append(value.number - 1)
+                        else:
+                            kinds.append("stream")
+                            params.extend([value.stream, value.number])
+                    elif column == "global_position":
+                        kinds.append("global")
+                        params.append(count - value.number)
+                    else:
+                        kinds.append("value")
+                        params.append(value)
+                shape.append(tuple(kinds))
+            shapes.append((table, tuple(columns), tuple(shape)))
+        if notify:
+            params.append(WORKER_CHANNEL)
+        cursor.execute(_append_sql(tuple(shapes), notify), params)
+        found = cursor.fetchall()
+        last = found[0][0]
+        positions = {stream: position for _, stream, position in found if stream is not None}
+        return last - count + 1, positions
+
     def notify_workers(self, cursor):
         cursor.execute("SELECT pg_notify(%s, '')", [WORKER_CHANNEL])
 
@@ -50,3 +92,31 @@ class PostgreSQL(Database):
             listener.close()
             raise
         return listener
+
+
+@functools.lru_cache(maxsize=256)  # one per shape of unit of work; few in practice
+def _append_sql(shapes, notify):
+    slots = {
+        "value": "%s",
+        "stream": "(SELECT l.position FROM last l WHERE l.stream = %s) + %s",
+        "global": "(SELECT value FROM seq) - %s",
+    }
+    note = ", note AS (SELECT pg_notify(%s, ''))" if notify else ""
+    inserts = []
+    for number, (table, columns, shape) in enumerate(shapes):
+        values = ", ".join(f"({', '.join(slots[kind] for kind in row)})" for row in shape)
+        quoted = ", ".join(f'"{column}"' for column in columns)
+        inserts.append(f"insert_{number} AS (INSERT INTO {table} ({quoted}) VALUES {values})")
+    return (
+        f"WITH seq AS ("
+        f"INSERT INTO {SEQUENCES} (name, value) "
+        f"SELECT %s, COALESCE(MAX(global_position), -1) + %s FROM {MESSAGES} "
+        f"ON CONFLICT (name) DO UPDATE SET value = {SEQUENCES}.value + %s RETURNING value), "
+        f"last AS (SELECT s.stream, COALESCE((SELECT m.position FROM {MESSAGES} m "
+        f"WHERE m.stream = s.stream ORDER BY m.position DESC LIMIT 1), -1) AS position "
+        f"FROM unnest(%s::varchar[]) AS s(stream)), "
+        f"{', '.join(inserts)}"
+        f"{note} "
+        f"SELECT seq.value, last.stream, last.position FROM seq LEFT JOIN last ON true"
+        f"{' CROSS JOIN note' if notify else ''}"
+    )

@@ -133,3 +133,47 @@ def test_repository_add_with_a_stale_aggregate_raises_and_writes_nothing(domain,
         repository.add(stale)
     assert Message.objects.count() == before
     assert Order.objects.get(pk=order_id).version == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement: PostgreSQL")
+def test_a_unit_of_works_messages_runs_and_wake_up_are_one_statement_on_postgresql(
+    domain, add_book, async_domain
+):
+    """Each statement is a round trip on PostgreSQL: the counter, the streams' last positions,
+    the messages, their handler runs and the workers' NOTIFY go in one."""
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.warehouse.events import OrderShipped
+
+    book = add_book()
+    stream = book.stream  # has BookAdded at position 0
+    with CaptureQueriesContext(connection) as queries, unit_of_work(domain) as uow:
+        uow.append(adjusted(1), stream=stream)
+        uow.append(adjusted(2), stream="warehouse::inventory-new", new_stream=True)
+        uow.append(
+            OrderShipped(order_id="o", customer_name="c", items=[{"book_id": "b", "quantity": 1}]),
+            stream="warehouse::order-o",
+        )
+        uow.append(adjusted(3), stream=stream)
+    writes = [q["sql"] for q in queries.captured_queries if "inspector_" in q["sql"]]
+    assert len(writes) == 1, writes
+    assert "pg_notify" in writes[0]  # the OrderShipped runs are the workers' (async domain)
+
+    rows = list(Message.objects.filter(global_position__gt=0).order_by("global_position"))
+    assert [(m.stream, m.position) for m in rows[-4:]] == [
+        (stream, 1),
+        ("warehouse::inventory-new", 0),
+        ("warehouse::order-o", 0),
+        (stream, 2),
+    ]
+    positions = [m.global_position for m in Message.objects.order_by("global_position")]
+    assert positions == list(range(positions[0], positions[0] + len(positions)))  # gapless
+    runs = HandlerRun.objects.filter(message__stream="warehouse::order-o")
+    assert runs.exists()
+    for run in runs:
+        assert (run.stream, run.position, run.global_position, run.message_type) == (
+            "warehouse::order-o",
+            0,
+            rows[-2].global_position,
+            "warehouse.OrderShipped.v1",
+        )

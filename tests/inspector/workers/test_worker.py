@@ -364,9 +364,9 @@ def test_a_sqlite_worker_notices_another_processs_commit_before_its_next_poll(
 ):
     """Without LISTEN, a worker watches SQLite's data_version for other connections' commits
     instead of waiting out its poll (which would put the poll interval on every run)."""
-    from inspector.runtime import dispatch
+    from inspector.runtime import store
 
-    monkeypatch.setattr(dispatch, "notify_workers", lambda: None)  # as from another process
+    monkeypatch.setattr(store, "notify_workers", lambda: None)  # as from another process
     with idle_worker(worker_id="test-watch", poll_interval=30.0):  # stop() ends its wait
         assert_one_ping_handled_within(async_domain, 5)  # not the 30 s poll
 
