@@ -1,19 +1,23 @@
 """A replay job over 100,000 dead runs on PostgreSQL: how long making it takes, and the
-dashboard's pages while it runs beside their times without it.
+dashboard's pages while real workers carry it out beside their times without it.
 
 Makes a fresh database (a scratch database on `DATABASE_URL`'s server when that is set, else a
 throwaway cluster as bench/worker_throughput.py starts one), migrates it and writes, in a few
 INSERT ... SELECT statements, `--dead` OrderShipped messages over `--streams` streams, each
 with an inventory run that died of one cause (one failure group) and a notification run that
-succeeded; the store indexer then catches up, as its thread would have. Django's test `Client`
+succeeded; the store indexer then catches up, as its thread would have. Each order ships one
+of a hundred books, restocked since (the fix), so the inventory handler succeeds when the job
+replays it: it takes the book off the shelf and raises StockAdjusted, as in production.
+
+`--workers` `manage.py run_handlers` processes (bookshelf settings, each with its store
+indexer and replay job threads, as deployed) run in both phases. Django's test `Client`
 logged in as a superuser (DEBUG off) times `--requests` GETs of the live list, the failures
-page, the group's page and the handlers page; then `replay_job_create` over the group's runs
-is timed (target < 1 s), a ReplayJobRunner thread carries the job out at `--rate` runs a
-second (default: the replay_rate setting; no worker runs the queued runs, so what is timed is
-the job's own load and the runs it leaves pending), with the store indexer's thread running
-in both phases as it does beside every worker, and the same pages, plus the job's page, are
-timed again while it runs. Prints one figure a line, each
-beside its target.
+page, the group's page and the handlers page while they idle; then `replay_job_create` over
+the group's runs is timed (target < 1 s) and the workers carry the job out at `--rate` runs a
+second (default: the replay_rate setting) and run what it queues, so the runs drain instead
+of piling up as pending; the same pages, plus the job's page and the progress fragment its
+page polls every second, are timed again while it runs. Prints one figure a line, each
+beside its target, and the load average (the machine may be shared).
 """
 
 import argparse
@@ -21,17 +25,19 @@ import contextlib
 import os
 import signal
 import sys
-import threading
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchlib import log, percentile, ratio, scratch_database, throwaway_cluster  # noqa: E402
+from worker_throughput import Workers, wait_until  # noqa: E402
 
 CREATE_TARGET_MS = 1000
 P95_TARGET_MS = 50  # the pages' target (bench/inspector_pages.py)
 GROUP = "b" * 32
+BOOKS = 100
 INVENTORY = "bookshelf.InventoryEventHandler"
 NOTIFY = "bookshelf.NotificationEventHandler"
 
@@ -41,6 +47,13 @@ def parse_args(argv=None):
     parser.add_argument("--dead", type=int, default=100_000, help="Dead runs in the group.")
     parser.add_argument("--streams", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=30, help="Timed GETs per page.")
+    parser.add_argument("--workers", type=int, default=2, help="run_handlers processes.")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="Print the group and handlers pages' slowest statements' plans (EXPLAIN ANALYZE).",
+    )
+    parser.add_argument("--settle", type=float, default=2.0, help="Seconds of job before timing.")
     parser.add_argument(
         "--rate", type=int, default=None, help="The job's runs per second (default: replay_rate)."
     )
@@ -51,7 +64,17 @@ def load(dead, streams):
     """The messages and runs, written by the database itself; returns the seconds it took."""
     from django.db import connection, transaction
 
+    from bookshelf.models import Book, Inventory
+
     started = time.perf_counter()
+    books = Book.objects.bulk_create(
+        Book(title=f"Dune {n}", author="Herbert") for n in range(BOOKS)
+    )
+    # The fix: restocked, so every replayed order ships; a hundred rows share the updates.
+    Inventory.objects.bulk_create(
+        Inventory(book=book, title=book.title, quantity=10 * dead) for book in books
+    )
+    book_ids = [str(book.pk) for book in books]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             """
@@ -59,11 +82,14 @@ def load(dead, streams):
                 global_position, data, metadata, correlation_id, causation_id, time)
             SELECT gen_random_uuid(), 'event', 'bookshelf.OrderShipped.v1',
                 'bookshelf::order-' || (g %% %(streams)s), 'bookshelf::order',
-                g / %(streams)s, g, jsonb_build_object('order_id', g::text), '{}'::jsonb,
+                g / %(streams)s, g, jsonb_build_object('order_id', g::text,
+                    'customer_name', 'Ada', 'items', jsonb_build_array(jsonb_build_object(
+                    'book_id', (%(books)s::text[])[1 + g %% %(nbooks)s], 'quantity', 1))),
+                '{}'::jsonb,
                 gen_random_uuid(), NULL, now() - interval '1 day' + g * interval '1 ms'
             FROM generate_series(0, %(last)s) g
             """,
-            {"streams": streams, "last": dead - 1},
+            {"streams": streams, "last": dead - 1, "books": book_ids, "nbooks": BOOKS},
         )
         for handler, status, attempts, group, error in (
             (INVENTORY, "dead", 4, GROUP, "bookshelf.OutOfStock"),
@@ -118,19 +144,46 @@ def catch_up():
             return
 
 
-def time_pages(client, urls, requests):
+def time_pages(client, urls, requests, headers=None):
     """{name: sorted milliseconds} of `requests` GETs of each page after one warm-up."""
     times = {}
     for name, url in urls.items():
-        response = client.get(url)
+        response = client.get(url, headers=headers)
         assert response.status_code == 200, (url, response.status_code)
         durations = []
         for _ in range(requests):
             started = time.perf_counter()
-            client.get(url)
+            client.get(url, headers=headers)
             durations.append((time.perf_counter() - started) * 1000)
         times[name] = sorted(durations)
     return times
+
+
+def slowest_queries(client, url, n=3, headers=None):
+    """The `n` slowest statements one GET of `url` runs: [(ms, sql, params)], slowest first."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        client.get(url, headers=headers)
+    queries = [(float(q["time"]) * 1000, q["sql"]) for q in captured.captured_queries]
+    return sorted(queries, reverse=True)[:n]
+
+
+def explain(pages, client, urls, *, analyze):
+    """Print each page's slowest statements, with PostgreSQL's plan of the slowest one."""
+    from django.db import connection
+
+    for name in pages:
+        queries = slowest_queries(client, urls[name])
+        print(f"  {name}: slowest statements ms " + ", ".join(f"{ms:.1f}" for ms, _ in queries))
+        if not analyze or not queries:
+            continue
+        sql = queries[0][1]
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+            plan = "\n".join(f"      {row[0]}" for row in cursor.fetchall())
+        print(f"    {sql[:300]}\n{plan}")
 
 
 def report(name, before, during):
@@ -150,7 +203,7 @@ def report(name, before, during):
     )
 
 
-def run(args, where):
+def run(args, where, stack):
     import logging
 
     import django
@@ -167,14 +220,13 @@ def run(args, where):
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
+    from django.db.models import Count
     from django.test import Client
 
     from inspector.dashboard.selectors import failures
-    from inspector.models import ReplayJob
-    from inspector.readmodel.indexer import start_indexer_thread
+    from inspector.models import HandlerRun, HandlerRunReplay, ReplayJob
     from inspector.readmodel.replay_jobs import replay_job_progress
     from inspector.services import replay_job_cancel, replay_job_create
-    from inspector.workers.replay_jobs import ReplayJobRunner
 
     call_command("migrate", verbosity=0)
     seconds = load(args.dead, args.streams)
@@ -184,7 +236,12 @@ def run(args, where):
     started = time.perf_counter()
     catch_up()
     log(f"store indexer caught up in {time.perf_counter() - started:.1f} s")
-    indexer = start_indexer_thread()  # as beside every run_handlers worker, in both phases
+
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="replay-jobs-bench-"))
+    workers = Workers(count=args.workers, env=dict(os.environ), options=[], folder=folder)
+    stack.callback(workers.stop)
+    wait_until(workers.all_started, timeout=60, workers=workers)
+    log(f"{args.workers} run_handlers workers started")
 
     user = get_user_model().objects.create_superuser("bench-admin", "bench@example.com")
     client = Client()
@@ -195,10 +252,13 @@ def run(args, where):
         "group page": f"/inspector/failures/{GROUP}/",
         "handlers page": "/inspector/handlers/",
     }
-    print(f"database: PostgreSQL ({where})")
+    print(f"database: PostgreSQL ({where}); {args.workers} run_handlers workers running")
     print(f"load average before (1 min, {os.cpu_count()} CPUs): {os.getloadavg()[0]:.2f}")
     print(f"dead runs in the group: {failures.group_runs(GROUP).count():,}")
     before = time_pages(client, urls, args.requests)
+    slow_pages = ("group page", "handlers page")
+    print("without a job:")
+    explain(slow_pages, client, urls, analyze=args.explain)
 
     started = time.perf_counter()
     job = replay_job_create(
@@ -215,33 +275,58 @@ def run(args, where):
         f"{CREATE_TARGET_MS}: {ratio(made_ms, CREATE_TARGET_MS)}"
     )
 
-    stopping = threading.Event()
-    runner = ReplayJobRunner(worker_id="bench-jobs")
-    thread = threading.Thread(target=runner.run, args=(stopping,), daemon=True)
-    thread.start()
-    time.sleep(2)  # a few chunks in
+    time.sleep(args.settle)  # a few chunks in, queued and run by the workers
     urls["job page"] = f"/inspector/jobs/{job.pk}/"
+    urls["job progress fragment"] = f"/inspector/jobs/{job.pk}/"
     started = time.monotonic()
-    during = time_pages(client, urls, args.requests)
+    during = time_pages(
+        client, {k: v for k, v in urls.items() if "fragment" not in k}, args.requests
+    )
+    during.update(
+        time_pages(
+            client,
+            {"job progress fragment": urls["job progress fragment"]},
+            args.requests,
+            headers={"HX-Request": "true"},
+        )
+    )
     timed_s = time.monotonic() - started
-    stopping.set()
-    thread.join(30)
+    print("while the job runs:")
+    explain(slow_pages, client, urls, analyze=args.explain)
+    workers.check_alive()
     job.refresh_from_db()
-    print(f"rate: {job.rate} runs/s; the job reached {job.applied + job.skipped:,} runs")
-    print(f"pages timed while it ran for {timed_s:.1f} s ({args.requests} requests a page):")
+    replayed = dict(
+        HandlerRun.objects.filter(replays__job=job)
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("pk"))
+    )
+    print(
+        f"rate: {job.rate} runs/s; {timed_s:.1f} s of timing after {args.settle:.0f} s: the job "
+        f"reached {job.applied + job.skipped:,} runs; the runs it replayed now: "
+        + ", ".join(f"{status} {n:,}" for status, n in sorted(replayed.items()))
+    )
+    beyond = HandlerRunReplay.objects.filter(job=job, pk__gt=job.settled_through).count()
+    print(
+        f"settled mark: {job.settled_done + job.settled_failed:,} of {job.applied:,} replayed "
+        f"runs behind it; a progress read counts the {beyond:,} after it"
+    )
+    print(f"pages ({args.requests} requests a page):")
     for name in urls:
         report(f"  {name}", before.get(name), during[name])
     progress = []
-    for _ in range(10):
+    for _ in range(20):
         started = time.perf_counter()
         replay_job_progress(ReplayJob.objects.get(pk=job.pk))
         progress.append((time.perf_counter() - started) * 1000)
     print(
-        f"progress read with {job.applied:,} runs replayed ms: p50 "
+        f"progress read (job row and the count after the mark) ms: p50 "
         f"{percentile(sorted(progress), 0.5):.1f}"
     )
     replay_job_cancel(job=job)
-    indexer.stop()
+    if os.environ.get("BENCH_WORKER_LOGS"):
+        for path in workers.logs:
+            print(path.read_text(errors="replace")[-3000:])
     print(f"load average after (1 min): {os.getloadavg()[0]:.2f}")
 
 
@@ -256,6 +341,8 @@ def main():
             "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
             "DJANGO_SECURE_SSL_REDIRECT": "0",  # the test Client speaks plain HTTP
             "INSPECTOR_EMBEDDED_WORKER": "0",
+            "INSPECTOR_EVENT_PROCESSING": "async",  # the workers run the runs
+            "PYTHONUNBUFFERED": "1",
         }
     )
     os.environ.pop("REDIS_URL", None)
@@ -268,7 +355,7 @@ def main():
         os.environ["DATABASE_URL"] = stack.enter_context(
             scratch_database(server, prefix="replay_jobs")
         )
-        run(args, where)
+        run(args, where, stack)
 
 
 if __name__ == "__main__":
