@@ -330,6 +330,10 @@ class IndexerPosition(models.Model):
     name = models.CharField(max_length=50, primary_key=True)
     position = models.BigIntegerField(default=-1)
     steps = models.BigIntegerField(default=0)
+    # Dead runs handed back to the open runs (`reopen_runs`): it fails the compare-and-set of a
+    # step that read them before, like another indexer's step, but is not one, so the indexer
+    # reads again at once instead of leaving the work to an indexer that is not there.
+    reopens = models.BigIntegerField(default=0)
 
     def __str__(self):
         return f"{self.name}@{self.position}"

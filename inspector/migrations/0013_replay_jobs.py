@@ -87,6 +87,11 @@ class Migration(migrations.Migration):
                 to="inspector.replayjob",
             ),
         ),
+        migrations.AddField(
+            model_name="indexerposition",
+            name="reopens",
+            field=models.BigIntegerField(default=0),
+        ),
         migrations.AddIndex(
             model_name="handlerrunreplay",
             index=models.Index(fields=["job", "id"], name="replay_record_job"),

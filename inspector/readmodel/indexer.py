@@ -79,6 +79,7 @@ class Step:
     position: int
     steps: int
     exists: bool
+    reopens: int = 0
     last: int = -1
     messages: int = 0
     values: list = field(default_factory=list)  # (digest, global position)
@@ -107,9 +108,15 @@ class Overtaken(Exception):
 
 def read_step(*, batch=BATCH):
     """Read the next batch (outside any transaction: these rows never change once committed)."""
-    row = IndexerPosition.objects.filter(name=INDEXER).values_list("position", "steps").first()
-    position, steps = row or (-1, 0)
-    step = Step(position=position, steps=steps, exists=row is not None, last=position)
+    row = (
+        IndexerPosition.objects.filter(name=INDEXER)
+        .values_list("position", "steps", "reopens")
+        .first()
+    )
+    position, steps, reopens = row or (-1, 0, 0)
+    step = Step(
+        position=position, steps=steps, exists=row is not None, last=position, reopens=reopens
+    )
     rows = list(
         Message.objects.filter(global_position__gt=position)
         .order_by("global_position")
@@ -213,7 +220,7 @@ def apply_step(step):
                     [IndexerPosition(name=INDEXER)], ignore_conflicts=True
                 )
             moved = IndexerPosition.objects.filter(
-                name=INDEXER, position=step.position, steps=step.steps
+                name=INDEXER, position=step.position, steps=step.steps, reopens=step.reopens
             ).update(position=step.last, steps=F("steps") + 1)
             if moved != 1:
                 raise Overtaken
@@ -303,11 +310,13 @@ def reopen_runs(run_ids):
     """Hand dead runs back to the open runs before an operator moves them on (replay,
     resolve); call inside that transaction, after locking the runs.
 
-    Bumping the indexer's step count first takes its row lock and fails the compare-and-set of
-    any step that read these runs before: it reads them again, as they are now.
+    Bumping the indexer's reopen count first takes its row lock and fails the compare-and-set
+    of any step that read these runs before: it reads them again, as they are now, at once (a
+    replay job reopens runs every second; counted as steps, they made every indexer back off
+    for another indexer that was not there, and the index stood still while the job ran).
     """
     IndexerPosition.objects.bulk_create([IndexerPosition(name=INDEXER)], ignore_conflicts=True)
-    IndexerPosition.objects.filter(name=INDEXER).update(steps=F("steps") + 1)
+    IndexerPosition.objects.filter(name=INDEXER).update(reopens=F("reopens") + 1)
     position = IndexerPosition.objects.get(name=INDEXER).position
     open_ids = set(OpenRun.objects.filter(run_id__in=run_ids).values_list("run_id", flat=True))
     dead = [
@@ -404,7 +413,10 @@ class Indexer:
         if step.empty:
             return self.poll
         if not apply_step(step):
-            self._following = _position_row()
+            now_at = _position_row()
+            if now_at == (step.position, step.steps):  # only runs reopened meanwhile
+                return 0
+            self._following = now_at
             return self.backoff
         return self.poll if step.messages < self.batch else 0
 

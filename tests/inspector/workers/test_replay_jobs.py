@@ -451,3 +451,36 @@ def test_a_run_replayed_again_by_hand_after_it_settled_keeps_the_jobs_outcome(de
     assert statuses(runs) == ["succeeded", "succeeded"]
     assert counted(job) == {"done": 1, "failed_again": 1, "queued": 0}  # what its replay came to
     assert recount(job) == {"done": 2, "failed_again": 0, "queued": 0}
+
+
+def test_the_store_indexer_reads_again_at_once_when_runs_are_reopened_under_it(
+    dead_group, monkeypatch
+):
+    """A replay reopens dead runs (a job every second), which fails an indexer step that read
+    them before; the indexer reads again at once rather than backing off for another indexer
+    that is not there, so the index keeps up while a job runs."""
+    from inspector.models import OpenRun
+    from inspector.readmodel import indexer as store_indexer
+
+    runs = dead_group(3, streams=3)
+    idx = store_indexer.Indexer(backoff=10.0)
+    while not store_indexer.read_step().empty:
+        assert idx.step_once() in (0, idx.poll)
+    handler_run_replay(run=HandlerRun.objects.get(pk=runs[0].pk), reason="first")
+    drain()  # runs[0] succeeds: the indexer has an open run to settle
+
+    read_step = store_indexer.read_step
+
+    def read_then_replay(**kwargs):
+        step = read_step(**kwargs)
+        monkeypatch.setattr(store_indexer, "read_step", read_step)
+        handler_run_replay(run=HandlerRun.objects.get(pk=runs[1].pk), reason="meanwhile")
+        return step
+
+    monkeypatch.setattr(store_indexer, "read_step", read_then_replay)
+    assert idx.step_once() == 0  # overtaken by the reopen: again now, not in 10 s
+    assert idx._following is None
+    assert OpenRun.objects.filter(run_id=runs[0].pk).exists()  # the stale step wrote nothing
+    idx.step_once()
+    assert not OpenRun.objects.filter(run_id=runs[0].pk).exists()  # settled into the tallies
+    assert OpenRun.objects.filter(run_id=runs[1].pk).exists()  # reopened, pending
