@@ -159,15 +159,17 @@ def time_pages(client, urls, requests, headers=None):
     return times
 
 
-def slowest_queries(client, url, n=3, headers=None):
-    """The `n` slowest statements one GET of `url` runs: [(ms, sql, params)], slowest first."""
+def page_statements(client, url, headers=None):
+    """[(ms, sql)] of the statements one GET of `url` runs, slowest first, and the GET's ms."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as captured:
+        started = time.perf_counter()
         client.get(url, headers=headers)
+        page_ms = (time.perf_counter() - started) * 1000
     queries = [(float(q["time"]) * 1000, q["sql"]) for q in captured.captured_queries]
-    return sorted(queries, reverse=True)[:n]
+    return sorted(queries, reverse=True), page_ms
 
 
 def explain(pages, client, urls, *, analyze):
@@ -175,8 +177,12 @@ def explain(pages, client, urls, *, analyze):
     from django.db import connection
 
     for name in pages:
-        queries = slowest_queries(client, urls[name])
-        print(f"  {name}: slowest statements ms " + ", ".join(f"{ms:.1f}" for ms, _ in queries))
+        queries, page_ms = page_statements(client, urls[name])
+        print(
+            f"  {name}: one GET {page_ms:.0f} ms, {len(queries)} statements "
+            f"{sum(ms for ms, _ in queries):.0f} ms in all; slowest ms "
+            + ", ".join(f"{ms:.1f}" for ms, _ in queries[:3])
+        )
         if not analyze or not queries:
             continue
         sql = queries[0][1]
@@ -220,11 +226,19 @@ def run(args, where, stack):
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
-    from django.db.models import Count
+    from django.db.models import Count, Max
     from django.test import Client
 
     from inspector.dashboard.selectors import failures
-    from inspector.models import HandlerRun, HandlerRunReplay, ReplayJob
+    from inspector.models import (
+        HandlerRun,
+        HandlerRunReplay,
+        IndexerPosition,
+        Message,
+        OpenRun,
+        ReplayJob,
+    )
+    from inspector.readmodel.payload_index import INDEXER
     from inspector.readmodel.replay_jobs import replay_job_progress
     from inspector.services import replay_job_cancel, replay_job_create
 
@@ -310,6 +324,12 @@ def run(args, where, stack):
     print(
         f"settled mark: {job.settled_done + job.settled_failed:,} of {job.applied:,} replayed "
         f"runs behind it; a progress read counts the {beyond:,} after it"
+    )
+    indexed = IndexerPosition.objects.filter(name=INDEXER).values_list("position", flat=True)
+    last = Message.objects.aggregate(last=Max("global_position"))["last"]
+    print(
+        f"store indexer at position {indexed.first():,} of {last:,}; open runs it counts live: "
+        f"{OpenRun.objects.count():,}"
     )
     print(f"pages ({args.requests} requests a page):")
     for name in urls:
