@@ -5,6 +5,7 @@ and lists jobs with their progress; reasons are escaped."""
 
 import re
 import uuid
+from datetime import timedelta
 from html import unescape
 
 import pytest
@@ -298,3 +299,31 @@ def test_the_jobs_admin_actions_need_the_replay_permission(watcher, dead_group):
     )
     job.refresh_from_db()
     assert job.status == "waiting"
+
+
+def test_a_finished_jobs_page_keeps_asking_while_a_run_waits_for_its_retry(operator, dead_group):
+    key = dead_group(2)
+    job = make_job(key)
+    Switch.objects.filter(name="skipping-0").update(on=False)
+    runner = ReplayJobRunner(worker_id="jobs")
+    runner.step(job.pk)
+    Worker(worker_id="test-worker").drain()
+    runner.step(job.pk, now=timezone.now() + timedelta(seconds=2))  # finishes it
+    failed = HandlerRun.objects.filter(failure_group=key, status=RunStatus.DEAD)
+    failed.update(status=RunStatus.FAILED)  # as a run with retries left: one more attempt due
+    runner.settle_due()
+
+    detail = reverse("inspector:replay-job", args=[job.pk])
+    fragment = operator.get(detail, **HTMX).content.decode()
+    assert "Status: Finished" in text_of(fragment)
+    assert "Done 1 Failed again 1 (1 waiting for a retry) Left 0" in text_of(fragment)
+    assert 'hx-trigger="every 1s"' in fragment  # its retry may still succeed
+
+    HandlerRun.objects.filter(failure_group=key, status=RunStatus.FAILED).update(
+        status=RunStatus.DEAD
+    )
+    runner.settle_due()
+    fragment = operator.get(detail, **HTMX).content.decode()
+    assert "Done 1 Failed again 1 Left 0" in text_of(fragment)
+    assert "hx-trigger" not in fragment
+    assert ReplayJob.objects.get(pk=job.pk).settled_at is not None
