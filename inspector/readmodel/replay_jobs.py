@@ -13,8 +13,9 @@ not: it waits for a retry that may still succeed, so it holds the mark (it is co
 failed again while it waits, and the job is not settled). A run the mark has passed keeps the
 outcome it had then: if someone replays it again by hand later, the job still reports what
 its replay came to (the later replay is that person's, on the run's own page), so a job's
-"done" never moves back. Runs that no worker takes (a paused handler's) hold the mark; a
-read then costs the runs queued after them, still bounded by what is in flight.
+"done" never moves back. A run that does not end soon (a paused handler's, or one waiting
+for a long retry) holds the mark, and until it ends a read counts every record after it,
+ended or not: O(runs replayed since), the price of one mark instead of a set of runs.
 """
 
 from dataclasses import dataclass
