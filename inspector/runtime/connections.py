@@ -5,6 +5,7 @@ of Redis, for the live feed)."""
 import contextlib
 import logging
 import threading
+import time
 
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
@@ -42,17 +43,26 @@ class Outage:
     event of the deployment, not a bug of the code.
     """
 
+    # An error met this soon after the server came back is taken for a leftover of the outage
+    # (a connection it cut that another loop of the process only reads now), not a new one;
+    # if the server is really gone again, the loop's next try says so.
+    AFTERMATH_SECONDS = 1.0
+
     def __init__(self, name, meanwhile, *, log=logger):
         self.name = name
         self.meanwhile = meanwhile  # what the process does until the server is back
         self.log = log
         self.down = False
         self.count = 0  # outages met so far
+        self.back_at = float("-inf")  # time.monotonic() when the last one ended
         self._lock = threading.Lock()
 
     def went_away(self, error):
         with self._lock:
             if self.down:
+                return
+            if time.monotonic() - self.back_at < self.AFTERMATH_SECONDS:
+                self.log.debug("%s: a connection the outage cut (%s)", self.name, describe(error))
                 return
             self.down = True
             self.count += 1
@@ -65,6 +75,7 @@ class Outage:
             if not self.down:
                 return
             self.down = False
+            self.back_at = time.monotonic()
         self.log.info("%s is back", self.name)
 
 
