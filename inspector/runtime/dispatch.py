@@ -223,6 +223,12 @@ class Dispatcher:
             self.record_failure(run, spec, exc, started_at, started, owner=owner)
         return run
 
+    def record_unreadable(self, run, exc, *, owner):
+        """Record that the run's message could not be read into its class (call it while
+        handling `exc`): a failed attempt of the run, retried and then dead like any other."""
+        spec = self.domain.handler_named(run.handler)
+        self.record_failure(run, spec, exc, timezone.now(), time.perf_counter(), owner=owner)
+
     def record_failure(self, run, spec, exc, started_at, started, *, owner):
         """Keep the failed attempt and schedule a retry, or declare the run dead."""
         finished_at = timezone.now()

@@ -143,14 +143,21 @@ class Worker:
 
     def execute(self, run):
         row = run.message
-        message_cls = self.domain.message_class(row.type)
         data = row.data
         if run.edit_id is not None:  # edit and replay: the stored message stays as it was
             data = HandlerRunReplay.objects.values_list("edited_data", flat=True).get(
                 pk=run.edit_id
             )
-        message = message_cls.from_dict(data)._with_metadata(store.metadata_of(row))
-        self.domain.dispatcher.execute(run, message, row, owner=self.worker_id)
+        try:
+            message_cls = self.domain.message_class(row.type)
+            message = message_cls.from_dict(data)._with_metadata(store.metadata_of(row))
+        except Exception as exc:
+            # A payload its class refuses now (or a type no longer declared) can never be
+            # handled as it is: the run fails like a handler would, so that it is seen, and
+            # can be edited and replayed, instead of failing the worker's loop again and again.
+            self.domain.dispatcher.record_unreadable(run, exc, owner=self.worker_id)
+        else:
+            self.domain.dispatcher.execute(run, message, row, owner=self.worker_id)
         with self._lock:
             self._in_progress.discard(run.pk)
             self.processed += 1
