@@ -2,18 +2,14 @@
 it shows it) and the admin's login page in Chromium on daphne: no WCAG 2 A/AA violation
 (axe-core), no console error or failed request on any page."""
 
-from pathlib import Path
-
 import pytest
 from django.utils import timezone
 
 from inspector.models import Message, ReplayJob
-from tests.browsers import CHROMIUM, CHROMIUM_ARGS, BrowserProblems, accessibility_violations
-from tests.inspector.conftest import subprocess_env
-from tests.sockets import daphne
+from tests.browsers import CHROMIUM, accessibility_violations
+from tests.inspector.chromium import inspector_in_chromium
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def inspector_pages(message, job):
@@ -38,7 +34,6 @@ def test_the_inspector_pages_and_the_admin_login_are_accessible_and_clean(
     add_book, django_user_model, tmp_path, monkeypatch
 ):
     from axe_playwright_python.sync_playwright import Axe
-    from playwright.sync_api import sync_playwright
 
     add_book()
     message = Message.objects.order_by("global_position").first()
@@ -54,37 +49,21 @@ def test_the_inspector_pages_and_the_admin_login_are_accessible_and_clean(
         rate=100,
     )
     django_user_model.objects.create_superuser("ada", password="correct horse battery")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop in this thread
-    problems, violations, axe = BrowserProblems(), [], Axe()
-    env = subprocess_env(INSPECTOR_EMBEDDED_WORKER="0")
-    log = tmp_path / "daphne.log"
-    with (
-        daphne("tests.asgi:application", env=env, log=log, cwd=ROOT) as (port, _server),
-        sync_playwright() as playwright,
-    ):
-        base = f"http://127.0.0.1:{port}"
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1366, "height": 860})
-            context.set_default_timeout(10_000)
-            context.on("page", problems.watch)
-            page = context.new_page()
+    violations, axe = [], Axe()
+    with inspector_in_chromium(tmp_path, monkeypatch) as (base, page, problems):
+        page.goto(f"{base}/admin/login/?next=/inspector/")
+        violations += accessibility_violations(axe, page, "admin login")
+        page.get_by_label("Username").fill("ada")
+        page.get_by_label("Password").fill("correct horse battery")
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{base}/inspector/")
 
-            page.goto(f"{base}/admin/login/?next=/inspector/")
-            violations += accessibility_violations(axe, page, "admin login")
-            page.get_by_label("Username").fill("ada")
-            page.get_by_label("Password").fill("correct horse battery")
-            page.get_by_role("button", name="Log in").click()
-            page.wait_for_url(f"{base}/inspector/")
-
-            for path in inspector_pages(message, job):
-                response = page.goto(base + path)
-                assert response.status == 200, path
-                page.wait_for_load_state("networkidle")
-                violations += accessibility_violations(axe, page, path)
-            visited = len(context.pages)
-        finally:
-            browser.close()
+        for path in inspector_pages(message, job):
+            response = page.goto(base + path)
+            assert response.status == 200, path
+            page.wait_for_load_state("networkidle")
+            violations += accessibility_violations(axe, page, path)
+        visited = len(page.context.pages)
     assert visited == 1
     assert violations == []
     assert problems.unexpected() == []

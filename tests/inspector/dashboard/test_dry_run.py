@@ -4,7 +4,6 @@ page and the admin."""
 
 import re
 from html import unescape
-from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -14,10 +13,9 @@ from django.db import connection
 from django.urls import reverse
 
 from inspector.models import HandlerRun, RunStatus
-from tests.browsers import CHROMIUM, CHROMIUM_ARGS, BrowserProblems, accessibility_violations
-from tests.inspector.conftest import subprocess_env
+from tests.browsers import CHROMIUM, accessibility_violations
+from tests.inspector.chromium import inspector_in_chromium, log_in
 from tests.inspector.dashboard.test_escaping import HOSTILE, SCRIPT, assert_html_escaped
-from tests.sockets import daphne
 from tests.warehouse.commands import AdjustStock, ConfirmOrder, PlaceOrder, ShipOrder
 from tests.warehouse.models import Inventory
 
@@ -25,7 +23,6 @@ pytestmark = pytest.mark.django_db
 
 INVENTORY = "warehouse.InventoryEventHandler"
 NOTIFY = "warehouse.OrderNotificationHandler"
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def _login(client, django_user_model, name, perms=()):
@@ -238,7 +235,6 @@ def test_the_dry_run_pages_are_accessible_and_clean_in_a_browser(
     """From the message page's link to the result, failing and then succeeding: no WCAG 2
     A/AA violation (axe-core), no console error or failed request."""
     from axe_playwright_python.sync_playwright import Axe
-    from playwright.sync_api import sync_playwright
 
     book = add_book(title="Dune")  # committed: sync dispatch stocks it
     order_id = domain.process(
@@ -249,42 +245,22 @@ def test_the_dry_run_pages_are_accessible_and_clean_in_a_browser(
     run = HandlerRun.objects.get(handler=INVENTORY, message__data__order_id=str(order_id))
     assert run.status == RunStatus.FAILED
     django_user_model.objects.create_superuser("ada", password="correct horse battery")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop in this thread
-    problems, violations, axe = BrowserProblems(), [], Axe()
-    env = subprocess_env(INSPECTOR_EMBEDDED_WORKER="0")
-    with (
-        daphne("tests.asgi:application", env=env, log=tmp_path / "daphne.log", cwd=ROOT) as (
-            port,
-            _server,
-        ),
-        sync_playwright() as playwright,
-    ):
-        base = f"http://127.0.0.1:{port}"
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1366, "height": 860})
-            context.set_default_timeout(10_000)
-            context.on("page", problems.watch)
-            page = context.new_page()
-            page.goto(f"{base}/admin/login/?next=/inspector/messages/{run.message_id}/")
-            page.get_by_label("Username").fill("ada")
-            page.get_by_label("Password").fill("correct horse battery")
-            page.get_by_role("button", name="Log in").click()
-            page.wait_for_url(f"{base}/inspector/messages/{run.message_id}/")
+    violations, axe = [], Axe()
+    with inspector_in_chromium(tmp_path, monkeypatch) as (base, page, problems):
+        message_page = f"/inspector/messages/{run.message_id}/"
+        log_in(page, base, "ada", "correct horse battery", message_page)
 
-            page.get_by_role("link", name="Dry run InventoryEventHandler").click()
-            page.wait_for_url(f"{base}/inspector/runs/{run.pk}/dry-run/")
-            violations += accessibility_violations(axe, page, "dry run, the confirmation")
-            page.get_by_role("button", name="Dry run", exact=True).click()
-            page.get_by_text("Would fail again: DomainError").wait_for()
-            violations += accessibility_violations(axe, page, "dry run, failing")
-            restock(domain, book)
-            page.get_by_role("button", name="Dry run again").click()
-            page.get_by_text("Would succeed").wait_for()
-            page.wait_for_load_state("networkidle")
-            violations += accessibility_violations(axe, page, "dry run, succeeding")
-        finally:
-            browser.close()
+        page.get_by_role("link", name="Dry run InventoryEventHandler").click()
+        page.wait_for_url(f"{base}/inspector/runs/{run.pk}/dry-run/")
+        violations += accessibility_violations(axe, page, "dry run, the confirmation")
+        page.get_by_role("button", name="Dry run", exact=True).click()
+        page.get_by_text("Would fail again: DomainError").wait_for()
+        violations += accessibility_violations(axe, page, "dry run, failing")
+        restock(domain, book)
+        page.get_by_role("button", name="Dry run again").click()
+        page.get_by_text("Would succeed").wait_for()
+        page.wait_for_load_state("networkidle")
+        violations += accessibility_violations(axe, page, "dry run, succeeding")
     assert violations == []
     assert problems.unexpected() == []
     assert Inventory.objects.get(book_id=book.id).in_stock == 15

@@ -4,24 +4,21 @@ the dry run, the replay, and how the message page and its diagrams show the edit
 import json
 import re
 from html import unescape
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from inspector.models import HandlerRun, HandlerRunReplay
-from tests.browsers import CHROMIUM, CHROMIUM_ARGS, BrowserProblems, accessibility_violations
+from tests.browsers import CHROMIUM, accessibility_violations
 from tests.hostile import row_counts
-from tests.inspector.conftest import subprocess_env
+from tests.inspector.chromium import inspector_in_chromium, log_in
 from tests.inspector.edits import UNKNOWN_BOOK, drain, ship_unknown_book, stored
-from tests.sockets import daphne
 from tests.warehouse.models import Inventory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HOSTILE = "<script>alert('x')</script>"
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def login(client, django_user_model, name, *perms, staff=True):
@@ -307,52 +304,31 @@ def test_the_edit_in_a_browser_is_accessible_and_its_console_clean(
     """The form, its diff and its dry run in Chromium: no WCAG 2 A/AA violation (axe-core),
     no console error or failed request; then the replay lands on the message page."""
     from axe_playwright_python.sync_playwright import Axe
-    from playwright.sync_api import sync_playwright
 
     run = shipped_unknown_book
     perms = ["edit_handlerrun", "view_message"]
     login_user = django_user_model.objects.create_user("ed", password="pw", is_staff=True)
     login_user.user_permissions.add(*Permission.objects.filter(codename__in=perms))
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop in this thread
-    problems, violations, axe = BrowserProblems(), [], Axe()
-    env = subprocess_env(INSPECTOR_EMBEDDED_WORKER="0")
-    with (
-        daphne("tests.asgi:application", env=env, log=tmp_path / "daphne.log", cwd=ROOT) as (
-            port,
-            _server,
-        ),
-        sync_playwright() as playwright,
-    ):
-        base = f"http://127.0.0.1:{port}"
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1366, "height": 860})
-            context.set_default_timeout(10_000)
-            context.on("page", problems.watch)
-            page = context.new_page()
-            page.goto(f"{base}/admin/login/?next={message_url(run)}")
-            page.get_by_label("Username").fill("ed")
-            page.get_by_label("Password").fill("pw")
-            page.get_by_role("button", name="Log in").click()
-            page.get_by_role("link", name="Edit and replay InventoryEventHandler").click()
-            page.get_by_role("heading", name="Edit and replay").wait_for()
-            violations += accessibility_violations(axe, page, "edit form")
+    violations, axe = [], Axe()
+    with inspector_in_chromium(tmp_path, monkeypatch) as (base, page, problems):
+        log_in(page, base, "ed", "pw", message_url(run))
+        page.get_by_role("link", name="Edit and replay InventoryEventHandler").click()
+        page.get_by_role("heading", name="Edit and replay").wait_for()
+        violations += accessibility_violations(axe, page, "edit form")
 
-            items = json.dumps([{"book_id": str(stocked_book.id), "quantity": 2}])
-            page.get_by_label("items").fill(items)
-            page.get_by_role("button", name="Show the diff").click()
-            page.get_by_role("heading", name="Diff against the stored payload").wait_for()
-            violations += accessibility_violations(axe, page, "diff")
-            page.get_by_role("button", name="Dry run the edited payload").click()
-            page.get_by_text("Would succeed").wait_for()
-            violations += accessibility_violations(axe, page, "dry run")
+        items = json.dumps([{"book_id": str(stocked_book.id), "quantity": 2}])
+        page.get_by_label("items").fill(items)
+        page.get_by_role("button", name="Show the diff").click()
+        page.get_by_role("heading", name="Diff against the stored payload").wait_for()
+        violations += accessibility_violations(axe, page, "diff")
+        page.get_by_role("button", name="Dry run the edited payload").click()
+        page.get_by_text("Would succeed").wait_for()
+        violations += accessibility_violations(axe, page, "dry run")
 
-            page.get_by_label("Why this edit?").fill("wrong book id")
-            page.get_by_role("button", name="Replay with this payload").click()
-            page.wait_for_url(f"{base}{message_url(run)}*")
-            page.locator("p.lineage", has_text="Replayed with an edited payload by ed").wait_for()
-        finally:
-            browser.close()
+        page.get_by_label("Why this edit?").fill("wrong book id")
+        page.get_by_role("button", name="Replay with this payload").click()
+        page.wait_for_url(f"{base}{message_url(run)}*")
+        page.locator("p.lineage", has_text="Replayed with an edited payload by ed").wait_for()
     assert violations == []
     assert problems.unexpected() == []
     assert HandlerRun.objects.get(pk=run.pk).status == "pending"
