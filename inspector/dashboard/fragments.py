@@ -16,6 +16,7 @@ from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
 
 from inspector.dashboard.formatting import ROWS, format_ms
 from inspector.runtime.names import short_handler, short_type
@@ -108,6 +109,35 @@ def run_badges(runs, *, empty=NO_RUNS):
         return empty
     url = route_url("inspector:message", runs[0].message_id)
     return mark_safe("\n".join(run_badge(run, url=url) for run in runs))  # each is escaped
+
+
+def group_run_row(run):
+    """One run of a failure group's page: where it is, its badge, its last failure and what
+    an operator last did to it."""
+    last_action = getattr(run, "last_action", None)
+    return format_html(
+        '<tr id="group-run-{}">\n    <td class="number">{}</td>\n'
+        '    <td><a href="{}#run-{}-anchor">{}</a></td>\n'
+        '    <td><a href="{}"><code>{}</code></a></td>\n'
+        "    <td>{}</td>\n"
+        '    <td class="number">{}</td>\n'
+        "    <td>{}</td>\n"
+        '    <td class="error-text">{}{}</td>\n  </tr>',
+        run.id,
+        run.global_position,
+        route_url("inspector:message", run.message_id),
+        run.id,
+        short_type(run.message_type),
+        route_url("inspector:stream", run.stream),
+        run.stream,
+        run_badge(run),
+        run.attempts,
+        time_element(run.finished_at) if run.finished_at else "",
+        Truncator(run.error_message).chars(200),
+        format_html('<p class="lineage">{}</p>', operator_note(last_action))
+        if last_action
+        else "",
+    )
 
 
 def feed_row(message, runs, *, oob=False):

@@ -43,6 +43,11 @@ def run_badge(run):
 
 
 @register.simple_tag
+def group_run_row(run):
+    return rows.group_run_row(run)
+
+
+@register.simple_tag
 def feed_row(message, runs):
     return rows.feed_row(message, runs)
 

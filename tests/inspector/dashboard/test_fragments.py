@@ -187,3 +187,47 @@ def test_history_cells_draw_what_the_stream_template_drew(changed, state):
         HISTORY_CELLS, changed=changed, state=state
     )
     assert "<b>" not in rows.history_cells(changed, state)
+
+
+GROUP_RUN_ROW = (
+    '<tr id="group-run-{{ run.id }}"><td class="number">{{ run.global_position }}</td>'
+    "<td><a href=\"{% url 'inspector:message' run.message_id %}#run-{{ run.id }}-anchor\">"
+    "{{ run.message_type|short_type }}</a></td>"
+    "<td><a href=\"{% url 'inspector:stream' run.stream %}\"><code>{{ run.stream }}</code></a></td>"
+    '<td>{% run_badge run %}</td><td class="number">{{ run.attempts }}</td>'
+    "<td>{% if run.finished_at %}<time datetime=\"{{ run.finished_at|date:'c' }}\">"
+    '{{ run.finished_at|date:"Y-m-d H:i:s" }}</time>{% endif %}</td>'
+    '<td class="error-text">{{ run.error_message|truncatechars:200 }}'
+    '{% if run.last_action %}<p class="lineage">{{ run.last_action|operator_note }}</p>'
+    "{% endif %}</td></tr>"
+)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/Los_Angeles"])
+def test_a_failure_groups_run_rows_draw_what_its_template_drew(
+    settings, listed, zone, django_user_model
+):
+    from inspector.models import HandlerRunReplay
+
+    settings.TIME_ZONE = zone
+    runs = [run for message in listed for run in message.listed_runs]
+    now = timezone.now()
+    for number, run in enumerate(runs):
+        run.finished_at = now if number % 2 else None
+        run.error_message = "Not enough stock of '<b>Dune</b>' & more " * 10  # cut at 200
+        run.last_action = (
+            HandlerRunReplay(
+                run=run,
+                action="resolve",
+                user=django_user_model(username="<i>ops</i>"),
+                at=now,
+                reason='fixed "by" <hand>',
+                previous_status="dead",
+                attempts_before=1,
+            )
+            if number % 3 == 0
+            else None
+        )
+    assert any(r.last_action for r in runs) and any(r.last_action is None for r in runs)
+    for run in runs:
+        assert re.sub(r">\s+<", "><", rows.group_run_row(run)) == drawn(GROUP_RUN_ROW, run=run)
