@@ -94,3 +94,29 @@ def test_a_replay_from_the_message_page_turns_it_and_the_flow_page_green_without
     paths = [(method, re.sub(r"^https?://[^/]+", "", address)) for method, address in made]
     assert paths == [("POST", f"/inspector/runs/{dead_run.id}/replay/")]  # nothing polled
     assert made_by_flow == []
+
+
+def test_a_live_swap_that_comes_before_the_answer_to_a_replay_does_not_lose_the_answer(
+    operator_page, dead_run
+):
+    """The socket brings the run list (without the Replay form, now the run is queued) before
+    the replay's own answer: the answer's notice still shows and nothing goes to the console
+    (htmx looked for it inside the detached old list: htmx:oobErrorNoTarget)."""
+    from playwright.sync_api import expect
+
+    page, url = operator_page
+    page.goto(f"{url}/inspector/messages/{dead_run.message_id}/")
+    badge = page.locator(f"#runs #run-{dead_run.id}")
+    expect(badge).to_have_attribute("data-status", "dead")
+    page.wait_for_timeout(500)  # the socket's first render has come
+
+    def answer_late(route):
+        response = route.fetch()  # the replay is made; its commit sends the live run list
+        page.wait_for_timeout(1500)  # which arrives first
+        route.fulfill(response=response)
+
+    page.route(f"**/inspector/runs/{dead_run.id}/replay/", answer_late)
+    page.get_by_role("button", name="Replay InventoryEventHandler").click()
+    expect(page.locator("#messages")).to_have_text(f"Replay of {INVENTORY} queued.")
+    expect(badge).to_have_attribute("data-status", "succeeded", timeout=10_000)
+    expect(page.locator("#runs")).to_contain_text("Replayed by grace")
