@@ -66,6 +66,8 @@ def append(entries, *, runs=(), wake_workers=False):
         if runs:
             raise ValueError("handler runs need the messages they handle")
         return []
+    for run in runs:  # known now; the positions once the messages have theirs
+        run.message_type, run.stream = run._entry.message._type, run._entry.stream
     streams = list(dict.fromkeys(entry.stream for entry in entries))
     known_empty = {e.stream for e in entries if e.new_stream}
     to_look_up = [stream for stream in streams if stream not in known_empty]
@@ -103,10 +105,9 @@ def append(entries, *, runs=(), wake_workers=False):
 
 
 def _place(runs):
-    """Give each run its message's type, stream and positions, now that they are known."""
+    """Give each run its message's positions, now that they are known."""
     for run in runs:
         row = run._entry.row
-        run.message_type, run.stream = row.type, row.stream
         run.position, run.global_position = row.position, row.global_position
 
 

@@ -168,6 +168,18 @@ def test_a_unit_of_works_messages_runs_and_wake_up_are_one_statement_on_postgres
     ]
     positions = [m.global_position for m in Message.objects.order_by("global_position")]
     assert positions == list(range(positions[0], positions[0] + len(positions)))  # gapless
+    # A command's own handler record, written in the same statement, has its message's place.
+    placed = domain.process(
+        PlaceOrder(customer_name="B", items=[{"book_id": str(book.id), "quantity": 1}])
+    )
+    command = Message.objects.get(kind="command", type="warehouse.PlaceOrder.v1")
+    record = HandlerRun.objects.get(message=command)
+    assert placed and (record.stream, record.message_type, record.position) == (
+        command.stream,
+        command.type,
+        command.position,
+    )
+    assert record.global_position == command.global_position
     runs = HandlerRun.objects.filter(message__stream="warehouse::order-o")
     assert runs.exists()
     for run in runs:
