@@ -172,14 +172,7 @@ class Dispatcher:
         """Run one handler for one message in its own transaction and record the outcome."""
         spec = self.domain.handler_named(run.handler)
         method = spec.method_for(type(message))
-        cause = Cause(
-            message_id=str(row.id),
-            correlation_id=str(row.correlation_id),
-            stream=row.stream,
-            origin_stream=row.metadata.get("origin_stream"),
-            handler_run_id=str(run.id),
-            edited_replay=str(run.edit_id) if run.edit_id else None,
-        )
+        cause = Cause.of_run(run, row)
         started_at = timezone.now()
         started = time.perf_counter()
 

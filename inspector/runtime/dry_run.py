@@ -166,14 +166,7 @@ def dry_run(run, *, data=None):
     if data is None:
         data = run.edit.edited_data if run.edit_id is not None else row.data
     message = message_cls.from_dict(data)._with_metadata(metadata_of(row))
-    cause = Cause(
-        message_id=str(row.id),
-        correlation_id=str(row.correlation_id),
-        stream=row.stream,
-        origin_stream=row.metadata.get("origin_stream"),
-        handler_run_id=str(run.id),
-        edited_replay=str(run.edit_id) if run.edit_id else None,
-    )
+    cause = Cause.of_run(run, row)
     flushed = {"messages": [], "runs": []}
 
     def finish(uow, entries):

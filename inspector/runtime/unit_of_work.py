@@ -26,6 +26,19 @@ class Cause:
     def root(cls, correlation_id=None):
         return cls(None, str(correlation_id or uuid.uuid4()), None, None)
 
+    @classmethod
+    def of_run(cls, run, row):
+        """A handler run of the stored message `row`: what it raises is caused by that message
+        (and marked when the run runs with an edited payload)."""
+        return cls(
+            message_id=str(row.id),
+            correlation_id=str(row.correlation_id),
+            stream=row.stream,
+            origin_stream=row.metadata.get("origin_stream"),
+            handler_run_id=str(run.id),
+            edited_replay=str(run.edit_id) if run.edit_id else None,
+        )
+
     def metadata(self, *, aggregate_version=None):
         """Metadata for a message caused by this one (Protean's origin stream: the chain's root)."""
         metadata = {
