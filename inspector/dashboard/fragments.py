@@ -134,9 +134,7 @@ def group_run_row(run):
         run.attempts,
         time_element(run.finished_at) if run.finished_at else "",
         Truncator(run.error_message).chars(200),
-        format_html('<p class="lineage">{}</p>', operator_note(last_action))
-        if last_action
-        else "",
+        format_html('<p class="lineage">{}</p>', operator_note(last_action)) if last_action else "",
     )
 
 

@@ -12,7 +12,14 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from inspector.models import FailureGroup, HandlerAttempt, HandlerRun, HandlerState, RunStatus
+from inspector.models import (
+    FailureGroup,
+    HandlerAttempt,
+    HandlerRun,
+    HandlerRunReplay,
+    HandlerState,
+    RunStatus,
+)
 from inspector.runtime import names, signals
 from inspector.runtime.failures import failure_group
 from inspector.runtime.sql import Increment, new_instance, update_row
@@ -52,6 +59,14 @@ def paused_handlers():
 def forget_paused_handlers():
     """Drop the cached set after a pause or resume in this process."""
     _paused["at"] = float("-inf")
+
+
+def run_payload(run):
+    """The payload `run` runs with now: its edit's (edit and replay: the stored message stays
+    as it was), or its message's as stored. A query more only for a run with an edit."""
+    if run.edit_id is not None:
+        return HandlerRunReplay.objects.values_list("edited_data", flat=True).get(pk=run.edit_id)
+    return run.message.data
 
 
 class ClaimLost(Exception):

@@ -31,6 +31,7 @@ from django.db import transaction
 
 from inspector.exceptions import DomainError, IncorrectUsageError
 from inspector.runtime import capture, names
+from inspector.runtime.dispatch import run_payload
 from inspector.runtime.domain import current_domain
 from inspector.runtime.store import metadata_of
 from inspector.runtime.unit_of_work import Cause, caused_by, in_unit_of_work, unit_of_work
@@ -164,7 +165,7 @@ def dry_run(run, *, data=None):
         ) from exc
     edited = data is not None or run.edit_id is not None
     if data is None:
-        data = run.edit.edited_data if run.edit_id is not None else row.data
+        data = run_payload(run)
     message = message_cls.from_dict(data)._with_metadata(metadata_of(row))
     cause = Cause.of_run(run, row)
     flushed = {"messages": [], "runs": []}

@@ -11,6 +11,7 @@ from django.db import transaction
 
 from inspector.exceptions import ValidationError
 from inspector.models import HandlerRun, HandlerRunReplay
+from inspector.runtime.dispatch import run_payload
 from inspector.runtime.domain import current_domain
 from inspector.services.runs import REPLAYABLE, RunNotReplayable, handler_runs_apply
 
@@ -47,13 +48,6 @@ def payload_diff(original, edited):
         for name in names
         if name not in original or name not in edited or original[name] != edited[name]
     ]
-
-
-def run_payload(run):
-    """The payload `run` runs with now: its edit's, or its message's as stored."""
-    if run.edit_id is not None:
-        return HandlerRunReplay.objects.values_list("edited_data", flat=True).get(pk=run.edit_id)
-    return run.message.data
 
 
 def handler_run_edit_replay(*, run, data, user=None, reason=""):

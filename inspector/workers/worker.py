@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from inspector.models import HandlerRun, HandlerRunReplay, RunStatus
+from inspector.models import HandlerRun, RunStatus
 from inspector.runtime import signals, store
 from inspector.runtime.connections import (
     close_broken_connections,
@@ -19,6 +19,7 @@ from inspector.runtime.connections import (
     lost_database,
 )
 from inspector.runtime.databases import database
+from inspector.runtime.dispatch import run_payload
 from inspector.runtime.domain import current_domain
 from inspector.runtime.wakeup import Waiter, wake_local_workers
 from inspector.workers.claims import claim_for
@@ -143,11 +144,7 @@ class Worker:
 
     def execute(self, run):
         row = run.message
-        data = row.data
-        if run.edit_id is not None:  # edit and replay: the stored message stays as it was
-            data = HandlerRunReplay.objects.values_list("edited_data", flat=True).get(
-                pk=run.edit_id
-            )
+        data = run_payload(run)
         try:
             message_cls = self.domain.message_class(row.type)
             message = message_cls.from_dict(data)._with_metadata(store.metadata_of(row))
