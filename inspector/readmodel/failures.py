@@ -28,11 +28,10 @@ from inspector.models import (
     FailureHour,
     FailureStream,
     HandlerRun,
-    OpenRun,
     RunStatus,
 )
 from inspector.readmodel.payload_index import INDEXER
-from inspector.readmodel.tallies import consistent, quoted_table, state_sql
+from inspector.readmodel.tallies import consistent, open_runs_from, quoted_table, state_sql
 
 SPARK_HOURS = 24  # the sparkline: failures per hour over the last day
 OLDER = -1  # the FailureHour of every hour before the last day and a bit
@@ -223,12 +222,11 @@ def failure_counts(*, handler=None, now=None, known=None, details=True):
     and, with `details`, one read of the groups' sample message and first failure.
     """
     now = now or timezone.now()
-    group, run, hour, stream, open_run = (
+    group, run, hour, stream = (
         quoted_table(FailureGroup),
         quoted_table(HandlerRun),
         quoted_table(FailureHour),
         quoted_table(FailureStream),
-        quoted_table(OpenRun),
     )
     failing = ", ".join(["%s"] * len(FAILING))
     member = (
@@ -244,7 +242,6 @@ def failure_counts(*, handler=None, now=None, known=None, details=True):
     group_handler = " AND handler = %s" if handler is not None else ""
 
     def sql():
-        # CROSS JOIN: SQLite walks the few open runs and looks each one up.
         return (
             f"SELECT 'group', key, NULL, NULL, dead, last_dead_at, NULL, streams, handler, "
             "error_type "
@@ -256,8 +253,8 @@ def failure_counts(*, handler=None, now=None, known=None, details=True):
                 if handler is not None
                 else ""
             )
-            + f" UNION ALL SELECT 'live', {live} FROM {open_run} o CROSS JOIN {run} r "
-            f"WHERE r.id = o.run_id AND {where}{by_handler} "
+            + f" UNION ALL SELECT 'live', {live} FROM {open_runs_from('r')} "
+            f"AND {where}{by_handler} "
             f"UNION ALL SELECT 'live', {live} FROM {run} r "
             f"WHERE r.global_position > %s AND {where}{by_handler} "
             f"UNION ALL {state_sql(10)}"

@@ -43,7 +43,13 @@ from inspector.models import (
 )
 from inspector.readmodel import failures, payload_index
 from inspector.readmodel.payload_index import INDEXER
-from inspector.readmodel.tallies import ATTEMPT_OVERLAP, ATTEMPTS_INDEXER, SETTLED, bucket_of
+from inspector.readmodel.tallies import (
+    ATTEMPT_OVERLAP,
+    ATTEMPTS_INDEXER,
+    SETTLED,
+    bucket_of,
+    open_runs_from,
+)
 from inspector.runtime.connections import close_broken_connections, lost_database
 from inspector.runtime.sql import placeholders
 
@@ -188,12 +194,9 @@ def _settled_open_runs():
     q = connection.ops.quote_name
     marks = placeholders(len(SETTLED))
     dead = ", ".join(f"r.{q(HandlerRun._meta.get_field(name).column)}" for name in DEAD_FIELDS)
-    # CROSS JOIN: SQLite walks the few open runs, never the runs by status.
     sql = (
         f"SELECT r.id, r.handler, r.status, r.duration_us, {dead} "
-        f"FROM {q(OpenRun._meta.db_table)} o "
-        f"CROSS JOIN {q(HandlerRun._meta.db_table)} r "
-        f"WHERE r.id = o.run_id AND r.status IN ({marks}) LIMIT %s"
+        f"FROM {open_runs_from('r')} AND r.status IN ({marks}) LIMIT %s"
     )
     id_field = HandlerRun._meta.pk
     with connection.cursor() as cursor:

@@ -58,6 +58,28 @@ def quoted_table(model):
     return connection.ops.quote_name(model._meta.db_table)
 
 
+# How a statement reaches the runs the indexer left open (OpenRun): each one looked up by its
+# primary key, whatever their number, on either database. PostgreSQL's planner prices an index
+# probe at four random reads, so beyond about a thousand open runs (fewer as OpenRun's pages
+# bloat between two vacuums, which raises its row estimate) it joins them by hashing a
+# sequential scan of every run instead: 100-300 ms a statement at 200,000 runs, at every page
+# view and every indexer step while a replay job reopens runs, and it grows with the history.
+# An array of the open runs' ids, read first, leaves it nothing to hash. SQLite walks the open
+# runs in CROSS JOIN order and looks each one up.
+_OPEN_RUNS = {
+    "postgresql": "{run} {alias} WHERE {alias}.id = ANY(ARRAY(SELECT run_id FROM {open_run}))",
+    "sqlite": "{open_run} o CROSS JOIN {run} {alias} WHERE {alias}.id = o.run_id",
+}
+
+
+def open_runs_from(alias="r"):
+    """`FROM` and `WHERE` of the runs the indexer left open, as `alias`, each read through the
+    runs' primary key: O(open runs) however many runs there are. Add conditions with AND."""
+    return _OPEN_RUNS[database().vendor].format(
+        run=quoted_table(HandlerRun), open_run=quoted_table(OpenRun), alias=alias
+    )
+
+
 def _unindexed(column):
     """A GROUP BY term the planner cannot read from an index: SQLite would otherwise rather
     scan a whole (category, ...) index in group order than read the few rows past the
@@ -163,13 +185,10 @@ def run_totals(known=None):
     group = f"GROUP BY {_unindexed('r.handler')}, {_unindexed('r.status')}, bucket"
 
     def sql():
-        # CROSS JOIN: SQLite walks the few open runs and looks each one up, never the runs by
-        # status; PostgreSQL reads it as a plain join.
         return (
             f"SELECT 'tally', handler, status, runs, duration_us_sum, CAST(buckets AS TEXT), timed "
             f"FROM {quoted_table(RunTally)} "
-            f"UNION ALL SELECT 'live', {live} FROM {quoted_table(OpenRun)} o CROSS JOIN {run} r "
-            f"WHERE r.id = o.run_id {group} "
+            f"UNION ALL SELECT 'live', {live} FROM {open_runs_from('r')} {group} "
             f"UNION ALL SELECT 'live', {live} FROM {run} r WHERE r.global_position > %s {group} "
             f"UNION ALL {state_sql(7)}"
         )
