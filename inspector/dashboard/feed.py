@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from channels.auth import get_user
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
@@ -39,6 +40,8 @@ from inspector.runtime.connections import (
     database_outage,
     lost_database,
 )
+from inspector.runtime.databases import database
+from inspector.runtime.sql import Columns, adapters, placeholders
 
 try:  # the `redis` extra: the errors of a Redis channel layer that cannot reach its server
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -67,6 +70,13 @@ GROUP_EXPIRY = 86400
 # Seconds between the hub's reads while the database is away.
 DATABASE_RETRY = 0.25
 
+# On a database that shows other connections' commits (SQLite's `data_version`), the hub
+# looks at that marker this many times per `feed_poll_interval` (every 10 ms by default: a
+# look is one PRAGMA, a read three queries) and reads the store when it changed or a poke
+# came; without either it still reads every `feed_poll_interval`, at least once a second.
+LOOKS_PER_POLL = 5
+WATCHED_READ = 1.0
+
 redis_outage = Outage("Redis", "live pages follow the store until it is back", log=logger)
 
 # The scope key inspector.routing's `AuthMiddleware` sets when it could not read the session.
@@ -88,7 +98,6 @@ class FeedItem:
     category: str
     statuses: frozenset
     html: str
-    data: dict | None = None  # a message's payload, for consumers that render their own view
     message_id: object = None  # the message, or the run's message (live message and flow pages)
     correlation_id: object = None  # a message's correlation (runs: see message_id)
 
@@ -107,18 +116,113 @@ def current_position():
     return Message.objects.aggregate(last=Max("global_position"))["last"] or -1
 
 
-def message_items(*, after, limit=BATCH):
-    """Fragments for the messages after a global position, with their runs' badges."""
+def commit_marker():
+    """A value that changes when another connection commits (a database that
+    `watches_commits`): its marker on this thread's connection, and that connection, since
+    a new one counts from its own start."""
     close_broken_connections()
-    rows = list(Message.objects.after(after)[:limit])
-    runs = {}
+    with connection.cursor() as cursor:
+        return id(connection.connection), database().commit_marker(cursor)
+
+
+def read_store(*, after, since, seen, marker=None):
+    """What the hub reads after a poke, a commit or its poll interval: the message items after
+    the global position `after`, then the run items since `since` (`run_items`), in one trip
+    to the database thread. Returns (messages, runs, where the next read of runs starts, the
+    commit marker read first); with the `marker` of its last read, None if it is unchanged
+    (nothing was committed since: nothing is read)."""
+    now = commit_marker() if database().watches_commits else None
+    if marker is not None and now == marker:
+        return None
+    messages, states = message_items(after=after)
+    for run_id, state in states.items():  # those runs are drawn in their rows already
+        _remember(seen, run_id, state)
+    runs, run_cursor = run_items(since=since, seen=seen)
+    return messages, runs, run_cursor, now
+
+
+# The columns a row and a badge show (`fragments.feed_row`, `fragments.run_badge`), and what
+# the hub keeps of a run: payloads, tracebacks and the like stay in the store.
+MESSAGE_FIELDS = (
+    "id",
+    "kind",
+    "type",
+    "category",
+    "stream",
+    "position",
+    "global_position",
+    "time",
+    "correlation_id",
+)
+RUN_FIELDS = (
+    "id",
+    "message_id",
+    "handler",
+    "status",
+    "attempts",
+    "updated_at",
+    "duration_us",
+    "message_type",
+    "stream",
+    "global_position",
+    "error_type",
+)
+# What a run's state is compared by: its id and these, as the database has them.
+RUN_STATE = ("id", "status", "attempts", "updated_at")
+
+
+def _in_model_order(model, names):
+    """`Model.from_db` takes a subset of the fields in the model's order."""
+    order = [field.attname for field in model._meta.concrete_fields]
+    return sorted(names, key=order.index)
+
+
+# The hub reads after every commit: its statements are written once (`runtime.sql`), since
+# the ORM's compiling of a query cost more than running it (three reads: 5 ms of 7).
+_MESSAGE_COLUMNS = Columns(Message, _in_model_order(Message, MESSAGE_FIELDS), "m")
+_RUN_COLUMNS = Columns(HandlerRun, _in_model_order(HandlerRun, RUN_FIELDS), "r")
+_UPDATED_AT = Columns(HandlerRun, ["updated_at"], "r")
+STATE = len(RUN_STATE)  # a run row: its state's columns, then `_RUN_COLUMNS`
+
+
+def _select(template, params):
+    """Rows of `template`, its tables and columns named as in `str.format`: {messages},
+    {runs}, {message_columns}, {run_columns} and {state} (a run's `RUN_STATE` columns)."""
+    qn = connection.ops.quote_name
+    statement = template.format(
+        messages=qn(Message._meta.db_table),
+        runs=qn(HandlerRun._meta.db_table),
+        message_columns=_MESSAGE_COLUMNS.sql,
+        run_columns=_RUN_COLUMNS.sql,
+        state=", ".join(f"r.{qn(name)}" for name in RUN_STATE),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall()
+
+
+def message_items(*, after, limit=BATCH):
+    """Fragments for the messages after a global position, with their runs' badges; and
+    those runs' states, as `run_items` compares them."""
+    close_broken_connections()
+    rows = _select(
+        "SELECT {message_columns} FROM {messages} m WHERE m.global_position > %s"
+        " ORDER BY m.global_position LIMIT %s",
+        [after, limit],
+    )
+    runs, states = {}, {}
     if rows:
-        for run in HandlerRun.objects.filter(message_id__in=[m.id for m in rows]).order_by(
-            "handler"
+        ids = [row[0] for row in rows]  # as the database has them: fit for its parameters
+        for row in _select(
+            "SELECT {state}, {run_columns} FROM {runs} r"
+            f" WHERE r.message_id IN ({placeholders(len(ids))}) ORDER BY r.handler",
+            ids,
         ):
+            run = _RUN_COLUMNS.load(row, offset=STATE)
             runs.setdefault(run.message_id, []).append(run)
+            states[row[0]] = row[1:STATE]
     items = []
-    for message in rows:
+    for message in map(_MESSAGE_COLUMNS.load, rows):
         message_runs = runs.get(message.id, [])
         html = row_html.feed_row(message, message_runs, oob=True)
         items.append(
@@ -129,12 +233,11 @@ def message_items(*, after, limit=BATCH):
                 category=message.category,
                 statuses=frozenset(run.status for run in message_runs),
                 html=html,
-                data=message.data,
                 message_id=message.id,
                 correlation_id=message.correlation_id,
             )
         )
-    return items, runs
+    return items, states
 
 
 RUN_LIMIT = BATCH * 4
@@ -146,35 +249,30 @@ def run_items(*, since, seen):
     Returns the items and where the next read starts: a window back from the latest change
     seen (commits land late), or the latest change itself when this read was cut at the
     limit, so a burst of changes is walked through instead of re-read.
+
+    A hub reading after every commit reads the window again and again: it is read as bare
+    states, as the database has them, and only the runs whose state is new are read whole.
     """
     close_broken_connections()
-    items = []
-    latest = since
-    changed = (
-        HandlerRun.objects.filter(updated_at__gte=since)
-        .select_related(None)
-        .only(
-            "id",
-            "message_id",
-            "handler",
-            "status",
-            "attempts",
-            "duration_us",
-            "updated_at",
-            "message_type",
-            "stream",
-            "global_position",
-            "error_type",
-            "error_message",
-        )
+    (adapt,) = adapters(HandlerRun, ["updated_at"], connection)
+    states = _select(
+        "SELECT {state} FROM {runs} r WHERE r.updated_at >= %s ORDER BY r.updated_at LIMIT %s",
+        [adapt(since), RUN_LIMIT],
     )
-    rows = list(changed.order_by("updated_at")[:RUN_LIMIT])
-    for run in rows:
-        latest = max(latest, run.updated_at)
-        state = (run.status, run.attempts, run.updated_at)
-        if seen.get(run.id) == state:
-            continue
-        _remember(seen, run.id, state)
+    latest = _UPDATED_AT.load(states[-1], offset=3).updated_at if states else since
+    ids = [run_id for run_id, *state in states if seen.get(run_id) != tuple(state)]
+    rows = []
+    for start in range(0, len(ids), BATCH):  # within any SQLite's limit on parameters
+        chunk = ids[start : start + BATCH]
+        rows += _select(
+            "SELECT {state}, {run_columns} FROM {runs} r"
+            f" WHERE r.id IN ({placeholders(len(chunk))})",
+            chunk,
+        )
+    items = []
+    for row in sorted(rows, key=lambda row: row[3]):  # by updated_at
+        _remember(seen, row[0], row[1:STATE])
+        run = _RUN_COLUMNS.load(row, offset=STATE)
         items.append(
             FeedItem(
                 kind="run",
@@ -186,7 +284,7 @@ def run_items(*, since, seen):
                 message_id=run.message_id,
             )
         )
-    if len(rows) == RUN_LIMIT:
+    if len(states) == RUN_LIMIT:
         return items, latest
     return items, max(since, latest - RUN_WINDOW)
 
@@ -273,6 +371,13 @@ class Hub:
         self.clients = set()
         self.wake = asyncio.Event()
         self.poll_interval = conf.setting("feed_poll_interval")
+        self.watches_commits = database().watches_commits
+        self.read_interval = self.poll_interval
+        self.look_interval = self.poll_interval
+        if self.watches_commits:
+            self.read_interval = max(self.poll_interval, WATCHED_READ)
+            self.look_interval = self.poll_interval / LOOKS_PER_POLL
+        self.marker = None  # the commit marker at the last read
         self.cursor = None
         self.run_cursor = None
         self.seen_runs = OrderedDict()
@@ -293,18 +398,16 @@ class Hub:
 
     async def _follow(self):
         pokes = asyncio.create_task(self._listen_for_pokes())
-        last_tick = self.loop.time()
+        due = self.loop.time() + self.read_interval  # the next read without a sign of news
         try:
             while self.clients:
-                # The poll period includes the read: wait only for what is left of it.
-                remaining = self.poll_interval - (self.loop.time() - last_tick)
-                if remaining > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), remaining)
-                last_tick = self.loop.time()
+                poked = await self._wait(until=due)
                 self.wake.clear()
+                started = self.loop.time()
                 try:
-                    await self.tick()
+                    # A look at the commit marker, unless poked or due: a read if it changed.
+                    if await self.tick(only_if_committed=not poked and started < due) is not None:
+                        due = started + self.read_interval  # the period includes the read
                 except Exception as error:
                     if await sync_to_async(lost_database)(error):
                         await asyncio.sleep(max(self.poll_interval, DATABASE_RETRY))
@@ -315,19 +418,34 @@ class Hub:
             pokes.cancel()
             self.cursor = None  # the next client starts the hub from the then-current end
 
-    async def tick(self):
-        """Read what changed and offer it to every client."""
-        items, runs_by_message = await sync_to_async(message_items)(after=self.cursor)
-        if items:
-            self.cursor = items[-1].global_position
-            for runs in runs_by_message.values():  # their states are in the rows already
-                for run in runs:
-                    _remember(self.seen_runs, run.id, (run.status, run.attempts, run.updated_at))
-        runs, self.run_cursor = await sync_to_async(run_items)(
+    async def _wait(self, *, until):
+        """Until a poke (True), or the next look at the commit marker or `until` (False)."""
+        left = until - self.loop.time()
+        if self.watches_commits:
+            left = min(left, self.look_interval)
+        if left <= 0:
+            return self.wake.is_set()
+        try:
+            await asyncio.wait_for(self.wake.wait(), left)
+        except TimeoutError:
+            return False
+        return True
+
+    async def tick(self, *, only_if_committed=False):
+        """Read what changed and offer it to every client; with `only_if_committed`, only if
+        the commit marker moved since the last read (None if it did not)."""
+        read = await sync_to_async(read_store)(
+            after=self.cursor,
             since=self.run_cursor,
             seen=self.seen_runs,
+            marker=self.marker if only_if_committed else None,
         )
         database_outage.is_back()
+        if read is None:
+            return None
+        items, runs, self.run_cursor, self.marker = read
+        if items:
+            self.cursor = items[-1].global_position
         batch = items + runs
         if batch:
             for client in list(self.clients):
