@@ -4,6 +4,7 @@ flow and failures pages."""
 import asyncio
 import contextlib
 import heapq
+from collections import deque
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -21,6 +22,7 @@ HELLO_WAIT = 1.0  # seconds a client has to say where it left off before it gets
 CATCH_UP_LIMIT = 2000
 KEPT_ROWS = 500  # rows a client keeps unless it says otherwise (live.js trims to its MAX_ROWS)
 KEPT_ROWS_LIMIT = 5000  # the most rows the consumer follows for one client
+FRAME_ITEMS = 100  # fragments sent in one websocket message, at most
 
 
 class FeedConsumer(AsyncJsonWebsocketConsumer):
@@ -49,7 +51,12 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
         self.paused = False
         self.cursor = None
         self.overflowed = False
-        self.queue = asyncio.Queue(maxsize=conf.setting("feed_buffer"))
+        # The hub's batches, as it offered them: one entry per read, not per fragment, since
+        # a few hundred clients each take every batch.
+        self.batches = deque()
+        self.queued = 0  # fragments in `batches`
+        self.buffer = conf.setting("feed_buffer")
+        self.ready = asyncio.Event()  # something to send, or to catch up on
         self.started = asyncio.Event()
         self.since = None
         self.rows = set()  # global positions of the message rows the client shows
@@ -86,17 +93,18 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
             self._nudge()
 
     def offer(self, items):
-        """Called by the hub for every batch; never blocks it."""
-        if self.paused or self.overflowed:
+        """Called by the hub for every batch; never blocks it. A client with more than
+        `feed_buffer` fragments waiting has fallen behind: its sender tells it and catches up
+        from the store instead."""
+        if self.paused or self.overflowed or not items:
             return
-        for item in items:
-            try:
-                self.queue.put_nowait(item)
-            except asyncio.QueueFull:
-                self.overflowed = True  # the sender tells the client and catches up
-                self._drain_queue()
-                self._nudge()
-                return
+        if self.queued + len(items) > self.buffer:
+            self.overflowed = True
+            self._drain_queue()
+        else:
+            self.batches.append(items)
+            self.queued += len(items)
+        self.ready.set()
 
     def _hold_rows(self, rows, keep):
         """Start from the rows the client says it shows (junk is ignored, not trusted)."""
@@ -119,12 +127,21 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
             self.rows.discard(heapq.heappop(self.rows_oldest_first))
 
     def _nudge(self):
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
+        self.ready.set()
 
     def _drain_queue(self):
-        while not self.queue.empty():
-            self.queue.get_nowait()
+        self.batches.clear()
+        self.queued = 0
+
+    def _next_frame(self):
+        """The queued fragments for one websocket message: whole batches, `FRAME_ITEMS` or a
+        little more."""
+        frame = []
+        while self.batches and len(frame) < FRAME_ITEMS:
+            batch = self.batches.popleft()
+            self.queued -= len(batch)
+            frame.extend(batch)
+        return frame
 
     async def _send_loop(self):
         with contextlib.suppress(TimeoutError):
@@ -136,7 +153,8 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
             await self._catch_up()
         await self.send(text_data=render_to_string("inspector/feed-status.html", {"live": True}))
         while True:
-            item = await self.queue.get()
+            await self.ready.wait()
+            self.ready.clear()
             if self.overflowed:
                 self.overflowed = False
                 self._drain_queue()
@@ -148,12 +166,8 @@ class FeedConsumer(AsyncJsonWebsocketConsumer):
                     )
                     await self._catch_up()
                 continue
-            batch = [item] if item is not None else []
-            while not self.queue.empty() and len(batch) < 100:
-                next_item = self.queue.get_nowait()
-                if next_item is not None:
-                    batch.append(next_item)
-            await self._send_items(batch)
+            while self.batches and not self.overflowed:
+                await self._send_items(self._next_frame())
 
     async def _catch_up(self):
         """Send what the client missed after its cursor, from the store, in order (a paused
