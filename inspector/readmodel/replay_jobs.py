@@ -80,6 +80,17 @@ def replay_job_progress(job):
     )
 
 
+def queued_runs(job, *, up_to):
+    """How many of `job`'s replayed runs still wait for a worker (pending or running), counted
+    up to `up_to`: the records after its mark (the (job, id) index), as a progress read."""
+    if job.action == ReplayJob.Action.RESOLVE or job.settled_at is not None:
+        return 0
+    waiting = HandlerRunReplay.objects.filter(
+        job=job, pk__gt=job.settled_through, run__status__in=QUEUED
+    )
+    return waiting.order_by()[:up_to].count()
+
+
 def _progress(job, *, done, settled, failed_again=0, queued=0, retrying=0):
     return JobProgress(
         total=job.total,

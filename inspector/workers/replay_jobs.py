@@ -9,6 +9,13 @@ and finish the job when the chunk came up short. A job is queued in global order
 stream's earlier runs are pending before its later ones, and the workers' claims run a
 stream's runs in position order among the unfinished ones.
 
+A job's rate is a ceiling: it takes its next chunk only while no more than `QUEUED_AHEAD`
+chunks of the runs it queued still wait for the workers, so when they fall behind (a busy
+machine, a slow handler, a paused one) it waits for them instead of piling up pending runs.
+Every run it queued is open for the store indexer until it ends, and the dashboard's live
+counts, a job's progress and a group's run list each read the open or unfinished runs: with a
+pile of pending runs they grew with it, and the pages slowed while the job ran.
+
 Each step, and each turn of the runner's loop for jobs that have ended or are paused, also
 moves the job's settled mark past the runs that have ended since (readmodel/replay_jobs.py),
 so reading a job's progress costs the runs in flight, not the job; a job is settled (and
@@ -29,7 +36,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inspector.models import ReplayJob, ReplayJobRun
-from inspector.readmodel.replay_jobs import settle
+from inspector.readmodel.replay_jobs import queued_runs, settle
 from inspector.runtime.connections import close_broken_connections, lost_database
 from inspector.services import CHUNK, handler_runs_apply
 
@@ -38,6 +45,7 @@ logger = logging.getLogger(__name__)
 Status = ReplayJob.Status
 ACTIVE = (Status.WAITING, Status.RUNNING)
 POLL_SECONDS = 1.0  # how often an idle runner looks for a job made or resumed meanwhile
+QUEUED_AHEAD = 2  # chunks of a job's runs that may wait for the workers when it takes another
 
 
 class ReplayJobRunner:
@@ -81,6 +89,15 @@ class ReplayJobRunner:
                 .order_by("global_position", "handler")
                 .values_list("run_id", "global_position", "handler")[:size]
             )
+            ahead = QUEUED_AHEAD * size
+            if keys and queued_runs(job, up_to=ahead + 1) > ahead:  # the workers are behind
+                ReplayJob.objects.filter(pk=job.pk).update(
+                    next_step_at=now + timedelta(seconds=size / job.rate),
+                    claimed_by=self.worker_id,
+                    lease_expires_at=now + self.lease,
+                    updated_at=now,
+                )
+                return 0
             applied = handler_runs_apply(
                 [run_id for run_id, _, _ in keys],
                 user=job.created_by,

@@ -141,6 +141,35 @@ def test_a_step_queues_at_most_rate_runs_a_second(dead_group):
     assert runner.step(job.pk, now=now + timedelta(seconds=3)) is None  # finished
 
 
+def test_a_job_waits_for_the_workers_when_they_fall_behind_and_goes_on_once_they_catch_up(
+    dead_group,
+):
+    """Its rate is a ceiling: runs it queued pile up as open, unfinished runs that every live
+    count and progress read pays for, so it takes no chunk while more than two wait."""
+    runs = dead_group(10)
+    job = job_over(runs, rate=2)
+    runner = ReplayJobRunner(worker_id="jobs")
+    now = timezone.now() + timedelta(minutes=1)  # the test's clock: no worker's step is due
+
+    for second in range(3):  # no worker runs them meanwhile
+        assert runner.step(job.pk, now=now + timedelta(seconds=second)) == 2
+    assert statuses(runs).count("pending") == 6  # three chunks queued
+    assert runner.step(job.pk, now=now + timedelta(seconds=3)) == 0  # it waits
+    job.refresh_from_db()
+    assert (job.status, job.applied, job.claimed_by) == ("running", 6, "jobs")
+    assert statuses(runs).count("pending") == 6 and statuses(runs).count("dead") == 4
+    assert replay_job_progress(job).queued == 6
+
+    drain()  # the workers catch up
+    assert runner.step(job.pk, now=now + timedelta(seconds=4)) == 2
+    assert runner.step(job.pk, now=now + timedelta(seconds=5)) == 2
+    assert runner.step(job.pk, now=now + timedelta(seconds=6)) == 0  # the last, empty chunk
+    drain()
+    job.refresh_from_db()
+    assert (job.status, job.applied) == ("finished", 10)
+    assert statuses(runs) == ["succeeded"] * 10
+
+
 def test_pause_stops_a_job_resume_goes_on_and_cancel_leaves_the_rest_dead(dead_group):
     runs = dead_group(8)
     job = job_over(runs, rate=2)
