@@ -17,7 +17,10 @@ the group's runs is timed (target < 1 s) and the workers carry the job out at `-
 second (default: the replay_rate setting) and run what it queues, so the runs drain instead
 of piling up as pending; the same pages, plus the job's page and the progress fragment its
 page polls every second, are timed again while it runs. Prints one figure a line, each
-beside its target, and the load average (the machine may be shared).
+beside its target, and the load average (the machine may be shared); beside each page's
+times, the statements a GET runs and the milliseconds they took (the database's share, the
+rest is the page's Python), and for each phase the CPU seconds a second of the workers, of the
+throwaway cluster and of the whole machine, which tell a slower plan from a busier machine.
 """
 
 import argparse
@@ -27,12 +30,20 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import log, percentile, ratio, scratch_database, throwaway_cluster  # noqa: E402
-from worker_throughput import Workers, wait_until  # noqa: E402
+from benchlib import (  # noqa: E402
+    log,
+    machine_busy_s,
+    percentile,
+    ratio,
+    scratch_database,
+    throwaway_cluster,
+)
+from worker_throughput import Workers, cluster_cpu_seconds, wait_until  # noqa: E402
 
 CREATE_TARGET_MS = 1000
 P95_TARGET_MS = 50  # the pages' target (bench/inspector_pages.py)
@@ -144,19 +155,77 @@ def catch_up():
             return
 
 
+class StatementClock:
+    """The statements one GET runs and the milliseconds they take, counted by a wrapper on the
+    connection (DEBUG is off, so Django keeps no list of them)."""
+
+    def __init__(self):
+        self.statements, self.ms = 0, 0.0
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.statements += 1
+            self.ms += (time.perf_counter() - started) * 1000
+
+
+@dataclass
+class PageTimes:
+    """One page's timed GETs: their milliseconds (sorted), and per GET its statements and the
+    milliseconds they took (sorted), to tell the database's share from the page's Python."""
+
+    ms: list
+    statements: list
+    sql_ms: list
+
+
 def time_pages(client, urls, requests, headers=None):
-    """{name: sorted milliseconds} of `requests` GETs of each page after one warm-up."""
+    """{name: PageTimes} of `requests` GETs of each page after one warm-up."""
+    from django.db import connection
+
     times = {}
     for name, url in urls.items():
         response = client.get(url, headers=headers)
         assert response.status_code == 200, (url, response.status_code)
-        durations = []
+        durations, statements, sql_ms = [], [], []
         for _ in range(requests):
-            started = time.perf_counter()
-            client.get(url, headers=headers)
-            durations.append((time.perf_counter() - started) * 1000)
-        times[name] = sorted(durations)
+            clock = StatementClock()
+            with connection.execute_wrapper(clock):
+                started = time.perf_counter()
+                client.get(url, headers=headers)
+                durations.append((time.perf_counter() - started) * 1000)
+            statements.append(clock.statements)
+            sql_ms.append(clock.ms)
+        times[name] = PageTimes(sorted(durations), sorted(statements), sorted(sql_ms))
     return times
+
+
+class CpuShare:
+    """CPU seconds a second the workers and the throwaway cluster (every backend: the workers',
+    the pages', autovacuum's) used between two reads, beside the machine's."""
+
+    def __init__(self, workers, postmaster):
+        self.workers, self.postmaster = workers, postmaster
+        self.start()
+
+    def read(self):
+        server = cluster_cpu_seconds(self.postmaster) if self.postmaster else 0.0
+        return time.monotonic(), self.workers.cpu_seconds(), server, machine_busy_s()
+
+    def start(self):
+        self.before = self.read()
+
+    def line(self):
+        after = self.read()
+        seconds = after[0] - self.before[0]
+        workers, server, machine = (after[i] - self.before[i] for i in (1, 2, 3))
+        server_text = f"PostgreSQL {server / seconds:.2f}" if self.postmaster else "PostgreSQL n/a"
+        return (
+            f"CPU s a second over {seconds:.0f} s: workers {workers / seconds:.2f}, "
+            f"{server_text}, the whole machine {machine / seconds:.2f} of {os.cpu_count()}"
+        )
 
 
 def page_statements(client, url, headers=None):
@@ -192,24 +261,34 @@ def explain(pages, client, urls, *, analyze):
         print(f"    {sql[:300]}\n{plan}")
 
 
-def report(name, before, during):
-    p95_during = percentile(during, 0.95)
-    if before is None:
-        print(
-            f"{name} while the job runs: p50 ms {percentile(during, 0.5):.1f} | p95 ms "
-            f"{p95_during:.1f} | target p95 ≤ {P95_TARGET_MS}: {ratio(p95_during, P95_TARGET_MS)}"
-        )
-        return
-    p95_before = percentile(before, 0.95)
-    print(
-        f"{name}: p95 ms without a job {p95_before:.1f} | while it runs {p95_during:.1f}"
-        f" ({ratio(p95_during, p95_before)} of usual) | p50 {percentile(before, 0.5):.1f} →"
-        f" {percentile(during, 0.5):.1f} | target p95 ≤ {P95_TARGET_MS}:"
-        f" {ratio(p95_during, P95_TARGET_MS)}"
+def sql_share(times):
+    """Statements a GET, and the p50/p95 milliseconds of those statements."""
+    return (
+        f"{percentile(times.statements, 0.5)} statements, SQL ms p50 "
+        f"{percentile(times.sql_ms, 0.5):.1f} p95 {percentile(times.sql_ms, 0.95):.1f}"
     )
 
 
-def run(args, where, stack):
+def report(name, before, during):
+    p95_during = percentile(during.ms, 0.95)
+    if before is None:
+        print(
+            f"{name} while the job runs: p50 ms {percentile(during.ms, 0.5):.1f} | p95 ms "
+            f"{p95_during:.1f} | target p95 ≤ {P95_TARGET_MS}: {ratio(p95_during, P95_TARGET_MS)}"
+            f" | a GET: {sql_share(during)}"
+        )
+        return
+    p95_before = percentile(before.ms, 0.95)
+    print(
+        f"{name}: p95 ms without a job {p95_before:.1f} | while it runs {p95_during:.1f}"
+        f" ({ratio(p95_during, p95_before)} of usual) | p50 {percentile(before.ms, 0.5):.1f} →"
+        f" {percentile(during.ms, 0.5):.1f} | target p95 ≤ {P95_TARGET_MS}:"
+        f" {ratio(p95_during, P95_TARGET_MS)}"
+    )
+    print(f"    a GET without a job: {sql_share(before)}; while it runs: {sql_share(during)}")
+
+
+def run(args, where, stack, postmaster=None):
     import logging
 
     import django
@@ -269,7 +348,9 @@ def run(args, where, stack):
     print(f"database: PostgreSQL ({where}); {args.workers} run_handlers workers running")
     print(f"load average before (1 min, {os.cpu_count()} CPUs): {os.getloadavg()[0]:.2f}")
     print(f"dead runs in the group: {failures.group_runs(GROUP).count():,}")
+    cpu = CpuShare(workers, postmaster)
     before = time_pages(client, urls, args.requests)
+    print(f"without a job: {cpu.line()}")
     slow_pages = ("group page", "handlers page")
     print("without a job:")
     explain(slow_pages, client, urls, analyze=args.explain)
@@ -293,6 +374,8 @@ def run(args, where, stack):
     urls["job page"] = f"/inspector/jobs/{job.pk}/"
     urls["job progress fragment"] = f"/inspector/jobs/{job.pk}/"
     started = time.monotonic()
+    open_at_start = OpenRun.objects.count()
+    cpu.start()
     during = time_pages(
         client, {k: v for k, v in urls.items() if "fragment" not in k}, args.requests
     )
@@ -305,7 +388,7 @@ def run(args, where, stack):
         )
     )
     timed_s = time.monotonic() - started
-    print("while the job runs:")
+    print(f"while the job runs: {cpu.line()}")
     explain(slow_pages, client, urls, analyze=args.explain)
     workers.check_alive()
     job.refresh_from_db()
@@ -329,7 +412,7 @@ def run(args, where, stack):
     last = Message.objects.aggregate(last=Max("global_position"))["last"]
     print(
         f"store indexer at position {indexed.first():,} of {last:,}; open runs it counts live: "
-        f"{OpenRun.objects.count():,}"
+        f"{open_at_start:,} when the timing began, {OpenRun.objects.count():,} now"
     )
     print(f"pages ({args.requests} requests a page):")
     for name in urls:
@@ -367,15 +450,15 @@ def main():
     )
     os.environ.pop("REDIS_URL", None)
     with contextlib.ExitStack() as stack:
-        server = os.environ.get("DATABASE_URL")
+        server, postmaster = os.environ.get("DATABASE_URL"), None
         if server:
             where = "scratch database on DATABASE_URL's server"
         else:
-            server, where, _ = stack.enter_context(throwaway_cluster())
+            server, where, postmaster = stack.enter_context(throwaway_cluster())
         os.environ["DATABASE_URL"] = stack.enter_context(
             scratch_database(server, prefix="replay_jobs")
         )
-        run(args, where, stack)
+        run(args, where, stack, postmaster)
 
 
 if __name__ == "__main__":
