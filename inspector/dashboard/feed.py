@@ -5,7 +5,9 @@ The store is the source of truth. The hub reads messages after the last global p
 saw (global positions are assigned in commit order, so nothing is skipped) and runs changed
 in the last moments. Any process may *poke* hubs after a commit to cut the wait: hubs in the
 same process directly, hubs elsewhere through a cross-process channel layer (Redis). Without
-one (the embedded default), hubs still see other processes' writes on their next poll.
+one (the embedded default), a hub on SQLite sees another process's commit by looking at the
+database's `data_version` every 10 ms, a PRAGMA, and reads only then; on a database that shows
+no such marker it sees them on its next poll.
 
 Redis and the database may go away for a while (a restart, a failover): hubs and their clients
 live through it. Without Redis a hub follows the store by polling, and when Redis is back it
