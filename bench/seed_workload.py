@@ -51,11 +51,14 @@ FLOOR_ITERATIONS = 300
 
 
 class RoundTrips:
-    """What one connection sends PostgreSQL: statements (each its own round trip), and the
-    transactions' BEGIN and COMMIT, which psycopg sends as round trips of their own."""
+    """What one connection sends PostgreSQL: statements, commits, and the round trips they
+    took, counted in libpq's trace of the protocol (each Sync of the extended protocol and
+    each simple Query waits for the server: a statement, a COMMIT, a BEGIN psycopg sends on
+    its own, or a pipeline of several)."""
 
-    def __init__(self):
+    def __init__(self, trace_path):
         self.statements = self.commits = self.rollbacks = 0
+        self.trace_path = trace_path
 
     def __call__(self, execute, sql, params, many, context):
         self.statements += 1
@@ -63,7 +66,13 @@ class RoundTrips:
 
     def start(self):
         from django.db import connection
+        from psycopg import pq
 
+        connection.ensure_connection()
+        self.pgconn = connection.connection.pgconn
+        self.trace = open(self.trace_path, "wb")  # noqa: SIM115 (closed by stop())
+        self.pgconn.trace(self.trace.fileno())
+        self.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
         connection.execute_wrappers.append(self)
         commit, rollback = connection._commit, connection._rollback
 
@@ -80,17 +89,26 @@ class RoundTrips:
     def stop(self):
         from django.db import connection
 
+        self.pgconn.untrace()
+        self.trace.close()
         connection.execute_wrappers.remove(self)
         del connection._commit, connection._rollback  # the class's methods again
 
+    def round_trips(self):
+        with open(self.trace_path, encoding="utf-8", errors="replace") as trace:
+            return sum(
+                1
+                for line in trace
+                if line.startswith("F\t") and line.split("\t")[2].split()[0] in ("Sync", "Query")
+            )
+
     def report(self, iterations):
-        transactions = self.commits + self.rollbacks
-        trips = self.statements + 2 * transactions  # BEGIN and COMMIT/ROLLBACK each
+        trips = self.round_trips()
         print(
             f"SQL statements per iteration: {self.statements / iterations:.1f} "
             f"({self.commits / iterations:.1f} commits)"
         )
-        print(f"round trips per iteration: {trips / iterations:.1f}")
+        print(f"round trips per iteration (libpq's trace): {trips / iterations:.1f}")
         return trips / iterations
 
 
@@ -200,6 +218,8 @@ def main():
             setup(database_url=stack.enter_context(scratch_database(server)))
         else:
             setup(args.sqlite_path or str(Path(tmp) / "bench.sqlite3"))
+        from django.db import connection
+
         from bookshelf.domain import domain
         from inspector.models import HandlerRun, Message
 
@@ -211,7 +231,7 @@ def main():
         statements = trips = None
         if postgres:
             limit = one_row_commits_per_second()
-            trips = RoundTrips()
+            trips = RoundTrips(str(Path(tmp) / "libpq.trace"))
             trips.start()
         elif not args.sqlite_path:  # a fresh file: keep an empty copy to replay the SQL on
             empty_copy = str(Path(tmp) / "empty.sqlite3")
@@ -220,6 +240,13 @@ def main():
             statements.start()
         logged = min(args.iterations, FLOOR_ITERATIONS)
 
+        if postgres:  # CPU the client and its server process spend: steadier than time
+            from bench.benchlib import process_cpu_s
+
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                (backend_pid,) = cursor.fetchone()
+            cpu_before = (time.process_time(), process_cpu_s(backend_pid))
         durations = []
         started = time.perf_counter()
         for n in range(args.iterations):
@@ -232,6 +259,9 @@ def main():
                 if trips is not None:
                     trips.stop()
         elapsed = time.perf_counter() - started
+        if postgres:
+            client_cpu = time.process_time() - cpu_before[0]
+            server_cpu = process_cpu_s(backend_pid) - cpu_before[1]
 
         stored = Message.objects.count() - stored_before
         events = Message.objects.filter(kind="event", global_position__gte=first_new).count()
@@ -262,6 +292,11 @@ def main():
             commits = trips.commits / logged
             print(f"iterations/s if {commits:.0f} commits were all it cost: {limit / commits:.0f}")
             print(f"round trips/s reached: {per_iteration * args.iterations / elapsed:,.0f}")
+            print(
+                f"CPU ms per iteration: client {client_cpu * 1000 / args.iterations:.2f}, "
+                f"its server process {server_cpu * 1000 / args.iterations:.2f} "
+                f"(wall {elapsed * 1000 / args.iterations:.2f})"
+            )
         else:
             print("target iterations/s: 103-125 today, no regression (Protean 0.18: about 4)")
         if statements is not None:
