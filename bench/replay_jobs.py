@@ -19,7 +19,8 @@ of piling up as pending; the same pages, plus the job's page and the progress fr
 page polls every second, are timed again while it runs. Prints one figure a line, each
 beside its target, and the load average (the machine may be shared); beside each page's
 times, the statements a GET runs and the milliseconds they took (the database's share, the
-rest is the page's Python), and for each phase the CPU seconds a second of the workers, of the
+rest is the page's Python) and the CPU milliseconds of that Python (a wait for the CPU does not
+add to it), and for each phase the CPU seconds a second of the workers, of the
 throwaway cluster and of the whole machine, which tell a slower plan from a busier machine.
 """
 
@@ -179,6 +180,7 @@ class PageTimes:
     ms: list
     statements: list
     sql_ms: list
+    cpu_ms: list  # this process's CPU (the page's Python, the client's), which waits do not add to
 
 
 def time_pages(client, urls, requests, headers=None):
@@ -189,16 +191,17 @@ def time_pages(client, urls, requests, headers=None):
     for name, url in urls.items():
         response = client.get(url, headers=headers)
         assert response.status_code == 200, (url, response.status_code)
-        durations, statements, sql_ms = [], [], []
+        durations, statements, sql_ms, cpu_ms = [], [], [], []
         for _ in range(requests):
             clock = StatementClock()
             with connection.execute_wrapper(clock):
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 client.get(url, headers=headers)
                 durations.append((time.perf_counter() - started) * 1000)
+                cpu_ms.append((time.process_time() - cpu) * 1000)
             statements.append(clock.statements)
             sql_ms.append(clock.ms)
-        times[name] = PageTimes(sorted(durations), sorted(statements), sorted(sql_ms))
+        times[name] = PageTimes(*map(sorted, (durations, statements, sql_ms, cpu_ms)))
     return times
 
 
@@ -262,10 +265,12 @@ def explain(pages, client, urls, *, analyze):
 
 
 def sql_share(times):
-    """Statements a GET, and the p50/p95 milliseconds of those statements."""
+    """Statements a GET, the p50/p95 milliseconds of those statements, and the p50 CPU
+    milliseconds of the page's Python."""
     return (
         f"{percentile(times.statements, 0.5)} statements, SQL ms p50 "
-        f"{percentile(times.sql_ms, 0.5):.1f} p95 {percentile(times.sql_ms, 0.95):.1f}"
+        f"{percentile(times.sql_ms, 0.5):.1f} p95 {percentile(times.sql_ms, 0.95):.1f}, "
+        f"Python CPU ms p50 {percentile(times.cpu_ms, 0.5):.1f}"
     )
 
 
