@@ -20,9 +20,11 @@ ended or not: O(runs replayed since), the price of one mark instead of a set of 
 
 from dataclasses import dataclass
 
-from django.db.models import Count
+from django.db import connection
 
 from inspector.models import HandlerRunReplay, ReplayJob, RunStatus
+from inspector.readmodel.tallies import runs_by_id
+from inspector.runtime.sql import placeholders
 
 DONE = (RunStatus.SUCCEEDED, RunStatus.RESOLVED)
 FAILED_AGAIN = (RunStatus.FAILED, RunStatus.DEAD)
@@ -62,12 +64,12 @@ def replay_job_progress(job):
         return _progress(job, done=job.applied, settled=ended)
     by_status = {}
     if job.settled_at is None and job.applied:
-        by_status = dict(
-            HandlerRunReplay.objects.filter(job=job, pk__gt=job.settled_through)
-            .order_by()
-            .values_list("run__status")
-            .annotate(n=Count("pk"))
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT r.status, COUNT(*) FROM {_after_mark()} GROUP BY r.status",
+                [job.pk, job.settled_through],
+            )
+            by_status = dict(cursor.fetchall())
     queued = sum(by_status.get(status, 0) for status in QUEUED)
     retrying = by_status.get(RunStatus.FAILED, 0)
     return _progress(
@@ -85,10 +87,19 @@ def queued_runs(job, *, up_to):
     up to `up_to`: the records after its mark (the (job, id) index), as a progress read."""
     if job.action == ReplayJob.Action.RESOLVE or job.settled_at is not None:
         return 0
-    waiting = HandlerRunReplay.objects.filter(
-        job=job, pk__gt=job.settled_through, run__status__in=QUEUED
+    sql = (
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {_after_mark()} "
+        f"AND r.status IN ({placeholders(len(QUEUED))}) LIMIT %s) waiting"
     )
-    return waiting.order_by()[:up_to].count()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [job.pk, job.settled_through, *QUEUED, up_to])
+        return cursor.fetchone()[0]
+
+
+def _after_mark():
+    """The runs of a job's records after its mark (parameters: the job's id, the mark), each
+    looked up by its id (the (job, id) index, then the runs' primary key)."""
+    return runs_by_id(HandlerRunReplay, "k.job_id = %s AND k.id > %s")
 
 
 def _progress(job, *, done, settled, failed_again=0, queued=0, retrying=0):

@@ -58,26 +58,34 @@ def quoted_table(model):
     return connection.ops.quote_name(model._meta.db_table)
 
 
-# How a statement reaches the runs the indexer left open (OpenRun): each one looked up by its
-# primary key, whatever their number, on either database. PostgreSQL's planner prices an index
-# probe at four random reads, so beyond about a thousand open runs (fewer as OpenRun's pages
-# bloat between two vacuums, which raises its row estimate) it joins them by hashing a
-# sequential scan of every run instead: 100-300 ms a statement at 200,000 runs, at every page
-# view and every indexer step while a replay job reopens runs, and it grows with the history.
-# An array of the open runs' ids, read first, leaves it nothing to hash. SQLite walks the open
-# runs in CROSS JOIN order and looks each one up.
-_OPEN_RUNS = {
-    "postgresql": "{run} {alias} WHERE {alias}.id = ANY(ARRAY(SELECT run_id FROM {open_run}))",
-    "sqlite": "{open_run} o CROSS JOIN {run} {alias} WHERE {alias}.id = o.run_id",
+# How a statement reaches runs by the ids another table holds (the runs the indexer left open,
+# a replay job's runs after its mark): each run looked up by its primary key, whatever their
+# number, on either database. PostgreSQL's planner prices an index probe at four random reads,
+# so beyond about a thousand ids (fewer as a small table's pages bloat between two vacuums,
+# which raises its row estimate) it joins them by hashing a sequential scan of every run
+# instead: 100-300 ms a statement at 200,000 runs, at every page view, indexer step and job
+# progress read while a replay job reopens runs, and it grows with the history. An array of
+# the ids, read first, leaves it nothing to hash. SQLite walks the ids in CROSS JOIN order.
+_RUNS_BY_ID = {
+    "postgresql": (
+        "{run} {alias} WHERE {alias}.id = ANY(ARRAY(SELECT k.run_id FROM {table} k WHERE {where}))"
+    ),
+    "sqlite": "{table} k CROSS JOIN {run} {alias} WHERE {alias}.id = k.run_id AND {where}",
 }
 
 
-def open_runs_from(alias="r"):
-    """`FROM` and `WHERE` of the runs the indexer left open, as `alias`, each read through the
-    runs' primary key: O(open runs) however many runs there are. Add conditions with AND."""
-    return _OPEN_RUNS[database().vendor].format(
-        run=quoted_table(HandlerRun), open_run=quoted_table(OpenRun), alias=alias
+def runs_by_id(model, where="1 = 1", alias="r"):
+    """`FROM` and `WHERE` of the runs whose ids the `run_id` column of `model`'s rows matching
+    `where` (its columns as `k.`) holds, as `alias`, each read through the runs' primary key:
+    O(ids) however many runs there are. Add conditions with AND."""
+    return _RUNS_BY_ID[database().vendor].format(
+        run=quoted_table(HandlerRun), table=quoted_table(model), where=where, alias=alias
     )
+
+
+def open_runs_from(alias="r"):
+    """`FROM` and `WHERE` of the runs the indexer left open (runs_by_id)."""
+    return runs_by_id(OpenRun, alias=alias)
 
 
 def _unindexed(column):

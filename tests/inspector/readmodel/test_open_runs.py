@@ -1,7 +1,7 @@
 """The runs the store indexer left open are counted live by looking each one up, never by
 reading every run: while a replay job reopens dead runs by the thousand, the handlers page,
-the failures pages and the indexer's own steps read O(open runs) rows of the runs table
-however long the history is, and their counts stay exact.
+the failures pages, the indexer's own steps and the job's progress read O(open runs) rows of
+the runs table however long the history is, and their counts stay exact.
 
 PostgreSQL only: it is PostgreSQL's planner that joined more than a few open runs by hashing
 a sequential scan of all the runs (SQLite walks the open runs in CROSS JOIN order).
@@ -15,10 +15,20 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from inspector import services
 from inspector.dashboard.selectors import failures as failure_pages
-from inspector.models import FailureGroup, HandlerRun, Message, OpenRun, RunStatus
+from inspector.models import (
+    FailureGroup,
+    HandlerRun,
+    HandlerRunReplay,
+    Message,
+    OpenRun,
+    ReplayJob,
+    RunStatus,
+)
 from inspector.readmodel import failures, indexer, tallies
+from inspector.readmodel.replay_jobs import queued_runs, replay_job_progress
+from inspector.services import replay_job_create
+from inspector.workers.replay_jobs import ReplayJobRunner
 
 pytestmark = [
     pytest.mark.django_db,
@@ -81,13 +91,18 @@ def dead_history(count):
 
 
 def reopen(count):
-    """Replay the first `count` dead runs, as a replay job's chunks do: they are open again."""
-    ids = list(HandlerRun.objects.order_by("global_position").values_list("pk", flat=True)[:count])
-    services.handler_runs_apply(ids, user=None, reason="", action="replay")
+    """A replay job over the group takes its first chunk, `count` runs: they are open again.
+    Returns the job."""
+    job = replay_job_create(
+        action="replay", runs=failure_pages.group_runs(GROUP), covers="the group", rate=count
+    )
+    assert ReplayJobRunner(worker_id="jobs").step(job.pk) == count
     assert OpenRun.objects.count() == count
     with connection.cursor() as cursor:  # as autovacuum would: the planner knows both sizes
         cursor.execute(f"ANALYZE {tallies.quoted_table(HandlerRun)}")
         cursor.execute(f"ANALYZE {tallies.quoted_table(OpenRun)}")
+        cursor.execute(f"ANALYZE {tallies.quoted_table(HandlerRunReplay)}")
+    return ReplayJob.objects.get(pk=job.pk)
 
 
 def runs_read(read):
@@ -114,20 +129,15 @@ def by_status():
 
 def test_live_counts_read_only_the_open_runs_however_long_the_history(domain):
     dead_history(RUNS)
-    reopen(REOPENED)
+    job = reopen(REOPENED)
 
     counts, read = runs_read(tallies.run_totals)  # the handlers page, /metrics
-    assert (
-        counts[HANDLER].counts
-        == by_status()
-        == {
-            RunStatus.DEAD: RUNS - REOPENED,
-            RunStatus.PENDING: REOPENED,
-        }
-    )
+    assert counts[HANDLER].counts == by_status()
+    assert by_status() == {RunStatus.DEAD: RUNS - REOPENED, RunStatus.PENDING: REOPENED}
     assert read <= 2 * REOPENED  # not the settled history
 
-    retrying = OpenRun.objects.values("run_id")[:10]  # replayed, failed again, will retry
+    reopened = list(OpenRun.objects.order_by("run_id").values_list("run_id", flat=True))
+    retrying = reopened[:10]  # replayed, failed again, will retry
     HandlerRun.objects.filter(pk__in=retrying).update(status=RunStatus.FAILED)
     found, read = runs_read(lambda: failures.failure_counts(handler=HANDLER))  # a group's page
     assert (found[GROUP].dead, found[GROUP].failed) == (RUNS - REOPENED, 10)
@@ -136,7 +146,7 @@ def test_live_counts_read_only_the_open_runs_however_long_the_history(domain):
     assert [(row.counts.key, row.counts.total) for row in rows] == [(GROUP, RUNS - REOPENED + 10)]
     assert read <= 2 * REOPENED
 
-    succeeded = list(OpenRun.objects.values_list("run_id", flat=True)[10:50])
+    succeeded = reopened[10:50]
     HandlerRun.objects.filter(pk__in=succeeded).update(status=RunStatus.SUCCEEDED, duration_us=900)
     step, read = runs_read(indexer.read_step)  # the indexer folds the runs that have ended
     assert sorted(step.settled) == sorted(succeeded)
@@ -144,3 +154,10 @@ def test_live_counts_read_only_the_open_runs_however_long_the_history(domain):
     assert indexer.apply_step(step)
     assert OpenRun.objects.count() == REOPENED - 40
     assert tallies.run_totals()[HANDLER].counts == by_status()
+
+    progress, read = runs_read(lambda: replay_job_progress(job))  # the job's page, every second
+    assert (progress.done, progress.failed_again, progress.queued) == (40, 10, REOPENED - 50)
+    assert read <= 2 * REOPENED
+    queued, read = runs_read(lambda: queued_runs(job, up_to=REOPENED))  # before each chunk
+    assert queued == REOPENED - 50
+    assert read <= 2 * REOPENED
