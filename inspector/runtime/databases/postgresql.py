@@ -46,7 +46,7 @@ class PostgreSQL(Database):
         the same stream still meets the (stream, position) unique constraint, as it did with
         separate statements, and the counter row's lock still orders the commits."""
         count = len(tables[0][2])
-        params = [GLOBAL_SEQUENCE, count, count, list(streams)]
+        params = [GLOBAL_SEQUENCE, count, count, *streams]
         shapes = []
         for table, columns, rows in tables:
             shape = []
@@ -70,7 +70,7 @@ class PostgreSQL(Database):
             shapes.append((table, tuple(columns), tuple(shape)))
         if notify:
             params.append(WORKER_CHANNEL)
-        cursor.execute(_append_sql(tuple(shapes), notify), params)
+        cursor.execute(_append_sql(tuple(shapes), len(streams), notify), params)
         found = cursor.fetchall()
         last = found[0][0]
         positions = {stream: position for _, stream, position in found if stream is not None}
@@ -95,13 +95,23 @@ class PostgreSQL(Database):
 
 
 @functools.lru_cache(maxsize=256)  # one per shape of unit of work; few in practice
-def _append_sql(shapes, notify):
+def _append_sql(shapes, streams, notify):
+    """The outbox statement for this shape of unit of work, looking up `streams` streams.
+
+    The streams are a VALUES list, not an array parameter: PostgreSQL plans a prepared
+    statement again at every execution while the plan for any parameters looks dearer than
+    the ones for the values given, and an array of unknown length did (planning was 0.5 ms of
+    each execution's 1.1 ms)."""
     slots = {
         "value": "%s",
         "stream": "(SELECT l.position FROM last l WHERE l.stream = %s) + %s",
         "global": "(SELECT value FROM seq) - %s",
     }
     note = ", note AS (SELECT pg_notify(%s, ''))" if notify else ""
+    if streams:
+        looked_up = f"(VALUES {', '.join(['(%s::varchar)'] * streams)})"
+    else:
+        looked_up = "(SELECT NULL::varchar WHERE false)"
     inserts = []
     for number, (table, columns, shape) in enumerate(shapes):
         values = ", ".join(f"({', '.join(slots[kind] for kind in row)})" for row in shape)
@@ -114,7 +124,7 @@ def _append_sql(shapes, notify):
         f"ON CONFLICT (name) DO UPDATE SET value = {SEQUENCES}.value + %s RETURNING value), "
         f"last AS (SELECT s.stream, COALESCE((SELECT m.position FROM {MESSAGES} m "
         f"WHERE m.stream = s.stream ORDER BY m.position DESC LIMIT 1), -1) AS position "
-        f"FROM unnest(%s::varchar[]) AS s(stream)), "
+        f"FROM {looked_up} AS s(stream)), "
         f"{', '.join(inserts)}"
         f"{note} "
         f"SELECT seq.value, last.stream, last.position FROM seq LEFT JOIN last ON true"

@@ -189,3 +189,26 @@ def test_a_unit_of_works_messages_runs_and_wake_up_are_one_statement_on_postgres
             rows[-2].global_position,
             "warehouse.OrderShipped.v1",
         )
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_the_outbox_statement_is_planned_once_not_at_every_append_on_postgresql(domain):
+    """psycopg prepares a statement run five times on a connection; PostgreSQL then plans it
+    for any parameters once, unless that plan looks dearer than the ones for given values,
+    when it plans it again at every execution (half of what the statement cost)."""
+    if connection.settings_dict["OPTIONS"].get("prepare_threshold") is None:
+        pytest.skip("statements are prepared only with prepare_threshold (conf.postgresql_options)")
+    for n in range(12):
+        with unit_of_work(domain) as uow:
+            uow.append(adjusted(n), stream="warehouse::inventory-plan")
+            uow.append(adjusted(n), stream="warehouse::inventory-other")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s",
+            ["WITH seq AS (INSERT INTO inspector_storesequence%"],
+        )
+        plans = cursor.fetchall()
+    assert len(plans) == 1, plans  # one shape of unit of work, one prepared statement
+    generic, custom = plans[0]
+    assert custom <= 5 and generic >= 12 - 5 - custom, plans
