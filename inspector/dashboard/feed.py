@@ -72,10 +72,10 @@ GROUP_EXPIRY = 86400
 # Seconds between the hub's reads while the database is away.
 DATABASE_RETRY = 0.25
 
-# On a database that shows other connections' commits (SQLite's `data_version`), the hub
-# looks at that marker this many times per `feed_poll_interval` (every 10 ms by default: a
-# look is one PRAGMA, a read three queries) and reads the store when it changed or a poke
-# came; without either it still reads every `feed_poll_interval`, at least once a second.
+# On a database that shows other connections' commits (SQLite's `data_version`), a thread
+# beside each hub looks at that marker this many times per `feed_poll_interval` (every 10 ms
+# by default; a look is one PRAGMA) and wakes the hub when it moved; the hub then reads at
+# once, and without a sign of news still every `feed_poll_interval`, at least once a second.
 LOOKS_PER_POLL = 5
 WATCHED_READ = 1.0
 
@@ -118,29 +118,61 @@ def current_position():
     return Message.objects.aggregate(last=Max("global_position"))["last"] or -1
 
 
-def commit_marker():
-    """A value that changes when another connection commits (a database that
-    `watches_commits`): its marker on this thread's connection, and that connection, since
-    a new one counts from its own start."""
-    close_broken_connections()
-    with connection.cursor() as cursor:
-        return id(connection.connection), database().commit_marker(cursor)
-
-
-def read_store(*, after, since, seen, marker=None):
+def read_store(*, after, since, seen):
     """What the hub reads after a poke, a commit or its poll interval: the message items after
     the global position `after`, then the run items since `since` (`run_items`), in one trip
-    to the database thread. Returns (messages, runs, where the next read of runs starts, the
-    commit marker read first); with the `marker` of its last read, None if it is unchanged
-    (nothing was committed since: nothing is read)."""
-    now = commit_marker() if database().watches_commits else None
-    if marker is not None and now == marker:
-        return None
+    to the database thread. Returns (messages, runs, where the next read of runs starts)."""
     messages, states = message_items(after=after)
     for run_id, state in states.items():  # those runs are drawn in their rows already
         _remember(seen, run_id, state)
     runs, run_cursor = run_items(since=since, seen=seen)
-    return messages, runs, run_cursor, now
+    return messages, runs, run_cursor
+
+
+class CommitWatch:
+    """A thread that looks at the commit marker every `interval` seconds, on a connection of
+    its own, and wakes `hub` when it moved: another connection committed. The looks stay off
+    the event loop, which sleeps until there is news (through the loop, each look was a trip
+    to the database thread and back: a sixth of a core for an idle hub on this machine)."""
+
+    def __init__(self, hub, interval):
+        self.hub = hub
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="inspector-feed-watch", daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.stopped.set()
+
+    @staticmethod
+    def _look():
+        """The marker, on this thread's connection, through the driver's own cursor: Django's
+        wrapping and its connection checks cost more than the PRAGMA, 100 times a second."""
+        connection.ensure_connection()
+        cursor = connection.connection.cursor()
+        try:
+            return database().commit_marker(cursor)
+        finally:
+            cursor.close()
+
+    def _run(self):
+        marker = None
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    now = self._look()
+                except Exception:  # the hub's next read meets the error, with its handling
+                    connection.close()  # and the next look opens a new connection
+                    now = None
+                if now != marker or now is None:
+                    marker = now
+                    try:
+                        self.hub.loop.call_soon_threadsafe(self.hub.wake.set)
+                    except RuntimeError:  # the loop is closed
+                        return
+        finally:
+            connection.close()
 
 
 # The columns a row and a badge show (`fragments.feed_row`, `fragments.run_badge`), and what
@@ -375,11 +407,8 @@ class Hub:
         self.poll_interval = conf.setting("feed_poll_interval")
         self.watches_commits = database().watches_commits
         self.read_interval = self.poll_interval
-        self.look_interval = self.poll_interval
         if self.watches_commits:
             self.read_interval = max(self.poll_interval, WATCHED_READ)
-            self.look_interval = self.poll_interval / LOOKS_PER_POLL
-        self.marker = None  # the commit marker at the last read
         self.cursor = None
         self.run_cursor = None
         self.seen_runs = OrderedDict()
@@ -400,16 +429,21 @@ class Hub:
 
     async def _follow(self):
         pokes = asyncio.create_task(self._listen_for_pokes())
-        due = self.loop.time() + self.read_interval  # the next read without a sign of news
+        watch = None
+        if self.watches_commits:
+            watch = CommitWatch(self, self.poll_interval / LOOKS_PER_POLL)
+        last_tick = self.loop.time()
         try:
             while self.clients:
-                poked = await self._wait(until=due)
+                # The poll period includes the read: wait only for what is left of it.
+                remaining = self.read_interval - (self.loop.time() - last_tick)
+                if remaining > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), remaining)
+                last_tick = self.loop.time()
                 self.wake.clear()
-                started = self.loop.time()
                 try:
-                    # A look at the commit marker, unless poked or due: a read if it changed.
-                    if await self.tick(only_if_committed=not poked and started < due) is not None:
-                        due = started + self.read_interval  # the period includes the read
+                    await self.tick()
                 except Exception as error:
                     if await sync_to_async(lost_database)(error):
                         await asyncio.sleep(max(self.poll_interval, DATABASE_RETRY))
@@ -418,34 +452,18 @@ class Hub:
                         await asyncio.sleep(self.poll_interval)
         finally:
             pokes.cancel()
+            if watch is not None:
+                watch.stop()
             self.cursor = None  # the next client starts the hub from the then-current end
 
-    async def _wait(self, *, until):
-        """Until a poke (True), or the next look at the commit marker or `until` (False)."""
-        left = until - self.loop.time()
-        if self.watches_commits:
-            left = min(left, self.look_interval)
-        if left <= 0:
-            return self.wake.is_set()
-        try:
-            await asyncio.wait_for(self.wake.wait(), left)
-        except TimeoutError:
-            return False
-        return True
-
-    async def tick(self, *, only_if_committed=False):
-        """Read what changed and offer it to every client; with `only_if_committed`, only if
-        the commit marker moved since the last read (None if it did not)."""
-        read = await sync_to_async(read_store)(
+    async def tick(self):
+        """Read what changed and offer it to every client."""
+        items, runs, self.run_cursor = await sync_to_async(read_store)(
             after=self.cursor,
             since=self.run_cursor,
             seen=self.seen_runs,
-            marker=self.marker if only_if_committed else None,
         )
         database_outage.is_back()
-        if read is None:
-            return None
-        items, runs, self.run_cursor, self.marker = read
         if items:
             self.cursor = items[-1].global_position
         batch = items + runs
