@@ -48,6 +48,7 @@ from worker_throughput import Workers, cluster_cpu_seconds, wait_until  # noqa: 
 
 CREATE_TARGET_MS = 1000
 P95_TARGET_MS = 50  # the pages' target (bench/inspector_pages.py)
+STATEMENT_SHOWN = 160  # characters of a statement that name it in the report
 GROUP = "b" * 32
 BOOKS = 100
 INVENTORY = "bookshelf.InventoryEventHandler"
@@ -160,16 +161,19 @@ class StatementClock:
     """The statements one GET runs and the milliseconds they take, counted by a wrapper on the
     connection (DEBUG is off, so Django keeps no list of them)."""
 
-    def __init__(self):
+    def __init__(self, by_statement):
         self.statements, self.ms = 0, 0.0
+        self.by_statement = by_statement  # the statement's first characters -> [ms, ...]
 
     def __call__(self, execute, sql, params, many, context):
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)
         finally:
+            ms = (time.perf_counter() - started) * 1000
             self.statements += 1
-            self.ms += (time.perf_counter() - started) * 1000
+            self.ms += ms
+            self.by_statement.setdefault(sql[:STATEMENT_SHOWN], []).append(ms)
 
 
 @dataclass
@@ -181,6 +185,14 @@ class PageTimes:
     statements: list
     sql_ms: list
     cpu_ms: list  # this process's CPU (the page's Python, the client's), which waits do not add to
+    by_statement: dict  # a statement's first characters -> its milliseconds in each GET
+
+    def slowest_statement(self):
+        """(p95 ms, p50 ms, the first characters) of the statement with the highest p95."""
+        return max(
+            (percentile(sorted(ms), 0.95), percentile(sorted(ms), 0.5), sql)
+            for sql, ms in self.by_statement.items()
+        )
 
 
 def time_pages(client, urls, requests, headers=None):
@@ -191,9 +203,9 @@ def time_pages(client, urls, requests, headers=None):
     for name, url in urls.items():
         response = client.get(url, headers=headers)
         assert response.status_code == 200, (url, response.status_code)
-        durations, statements, sql_ms, cpu_ms = [], [], [], []
+        durations, statements, sql_ms, cpu_ms, by_statement = [], [], [], [], {}
         for _ in range(requests):
-            clock = StatementClock()
+            clock = StatementClock(by_statement)
             with connection.execute_wrapper(clock):
                 started, cpu = time.perf_counter(), time.process_time()
                 client.get(url, headers=headers)
@@ -201,7 +213,9 @@ def time_pages(client, urls, requests, headers=None):
                 cpu_ms.append((time.process_time() - cpu) * 1000)
             statements.append(clock.statements)
             sql_ms.append(clock.ms)
-        times[name] = PageTimes(*map(sorted, (durations, statements, sql_ms, cpu_ms)))
+        times[name] = PageTimes(
+            *map(sorted, (durations, statements, sql_ms, cpu_ms)), by_statement=by_statement
+        )
     return times
 
 
@@ -291,6 +305,8 @@ def report(name, before, during):
         f" {ratio(p95_during, P95_TARGET_MS)}"
     )
     print(f"    a GET without a job: {sql_share(before)}; while it runs: {sql_share(during)}")
+    p95, p50, sql = during.slowest_statement()
+    print(f"    its slowest statement while the job runs, p95 ms {p95:.1f} (p50 {p50:.1f}): {sql}")
 
 
 def run(args, where, stack, postmaster=None):
