@@ -22,7 +22,8 @@ from inspector.models import (
 )
 from inspector.runtime import names, signals
 from inspector.runtime.failures import failure_group
-from inspector.runtime.sql import Increment, new_instance, update_row
+from inspector.runtime.sql import Increment, new_instance, update_row, update_statement
+from inspector.runtime.store import RowUpdate
 from inspector.runtime.unit_of_work import Cause, caused_by, unit_of_work
 
 logger = logging.getLogger(__name__)
@@ -191,12 +192,15 @@ class Dispatcher:
         started_at = timezone.now()
         started = time.perf_counter()
 
-        def finish(uow, flushed):
-            duration_us = int((time.perf_counter() - started) * 1_000_000)
+        finished = {}
+
+        def outcome(entries):
+            """The run's success, written in the statement that appends what it raised."""
+            finished["duration_us"] = int((time.perf_counter() - started) * 1_000_000)
             run_id = str(run.id)
-            raised = [str(e.message._id) for e in flushed if e.metadata["handler_run_id"] == run_id]
+            raised = [str(e.message._id) for e in entries if e.metadata["handler_run_id"] == run_id]
             finished_at = timezone.now()
-            updated = update_row(
+            sql, params = update_statement(
                 HandlerRun,
                 run.pk,
                 {
@@ -204,7 +208,7 @@ class Dispatcher:
                     "attempts": Increment(),
                     "started_at": started_at,
                     "finished_at": finished_at,
-                    "duration_us": duration_us,
+                    "duration_us": finished["duration_us"],
                     "raised_message_ids": raised,
                     "error_type": "",
                     "error_message": "",
@@ -216,14 +220,18 @@ class Dispatcher:
                 },
                 where={"claimed_by": owner, "status": [RunStatus.PENDING, RunStatus.RUNNING]},
             )
-            if not updated:
+            finished["update"] = RowUpdate(sql, params)
+            return finished["update"]
+
+        def finish(uow, flushed):
+            if not finished["update"].matched:
                 raise ClaimLost(run.pk)
             run.status = RunStatus.SUCCEEDED
-            run.duration_us = duration_us
+            run.duration_us = finished["duration_us"]
             signals.announce_after_commit(run_ids=[run.pk])
 
         try:
-            with caused_by(cause), unit_of_work(self.domain, finalize=finish):
+            with caused_by(cause), unit_of_work(self.domain, outcome=outcome, finalize=finish):
                 method(spec.handler_cls(), message)
         except ClaimLost:
             logger.warning("Handler run lost its claim run=%s handler=%s", run.pk, run.handler)

@@ -139,6 +139,14 @@ def _update_sql(model, alias, names, increments, guards):
 
 def update_row(model, pk, values, *, where=None, using=DEFAULT_DB_ALIAS):
     """UPDATE one row by primary key (plus optional equality guards); return the row count."""
+    sql, params = update_statement(model, pk, values, where=where, using=using)
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def update_statement(model, pk, values, *, where=None, using=DEFAULT_DB_ALIAS):
+    """`update_row`'s SQL and parameters, for a caller that sends them with other SQL."""
     conn = connections[using]
     where = where or {}
     names = tuple(values)
@@ -154,10 +162,7 @@ def update_row(model, pk, values, *, where=None, using=DEFAULT_DB_ALIAS):
     params.append(adapters(model, [model._meta.pk.name], conn)[0](pk))
     for value, adapt in zip(where.values(), adapters(model, where, conn), strict=True):
         params.extend(map(adapt, value) if isinstance(value, list | tuple) else [adapt(value)])
-    sql = _update_sql(model, conn.alias, names, increments, guards)
-    with conn.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    return _update_sql(model, conn.alias, names, increments, guards), params
 
 
 @functools.cache

@@ -27,6 +27,21 @@ class NewMessage:
     row: Message | None = field(default=None)
 
 
+@dataclass
+class RowUpdate:
+    """An UPDATE of one row that goes with the outbox (a handler run's outcome): inside its
+    statement where the outbox is one, else right after it. `matched`: it found its row."""
+
+    sql: str
+    params: list
+    matched: bool | None = None
+
+    def run(self):
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            self.matched = cursor.rowcount == 1
+
+
 # A unit of work with more rows than this (a bulk append) writes them in several statements:
 # a statement takes at most 65,535 parameters, and the round trips saved matter less there.
 ONE_STATEMENT_ROWS = 200
@@ -58,13 +73,16 @@ def last_positions(streams):
     return found
 
 
-def append(entries, *, runs=(), wake_workers=False):
+def append(entries, *, runs=(), wake_workers=False, update=None):
     """Write the entries in order inside the caller's transaction, with `runs` (handler runs
     of these entries, each with its `_entry`: the outbox); return the rows. `wake_workers`:
-    some of the runs are left for the workers, who hear of them at the commit."""
+    some of the runs are left for the workers, who hear of them at the commit. `update`: a
+    `RowUpdate` to send with them."""
     if not entries:
         if runs:
             raise ValueError("handler runs need the messages they handle")
+        if update is not None:
+            update.run()
         return []
     for run in runs:  # known now; the positions once the messages have theirs
         run.message_type, run.stream = run._entry.message._type, run._entry.stream
@@ -78,7 +96,7 @@ def append(entries, *, runs=(), wake_workers=False):
         and all(e.expected_version is None for e in entries)
     ):
         rows = _append_in_one_statement(
-            db, entries, streams, known_empty, to_look_up, runs, wake_workers
+            db, entries, streams, known_empty, to_look_up, runs, wake_workers, update
         )
         _place(runs)
         return rows
@@ -99,6 +117,8 @@ def append(entries, *, runs=(), wake_workers=False):
     if runs:
         _place(runs)
         insert_rows(HandlerRun, runs)
+    if update is not None:
+        update.run()
     if wake_workers:
         notify_workers()
     return rows
@@ -111,7 +131,9 @@ def _place(runs):
         run.position, run.global_position = row.position, row.global_position
 
 
-def _append_in_one_statement(db, entries, streams, known_empty, to_look_up, runs, wake_workers):
+def _append_in_one_statement(
+    db, entries, streams, known_empty, to_look_up, runs, wake_workers, update
+):
     """The database works out the positions as it inserts the messages and their runs (one
     round trip; no expected versions to check first), and tells which ones it gave."""
     counts = dict.fromkeys(streams, 0)
@@ -128,7 +150,7 @@ def _append_in_one_statement(db, entries, streams, known_empty, to_look_up, runs
     try:
         with connection.cursor() as cursor:
             first_global, last = db.append(
-                cursor, tables=tables, streams=to_look_up, notify=wake_workers
+                cursor, tables=tables, streams=to_look_up, notify=wake_workers, update=update
             )
     except IntegrityError as exc:
         raise ConcurrencyError(f"Another writer appended to {', '.join(streams)} first") from exc

@@ -116,8 +116,9 @@ class UnitOfWork:
         self.entries.append(entry)
         return entry
 
-    def flush(self):
-        """Append the messages and create their handler runs (the outbox) in this transaction."""
+    def flush(self, outcome=None):
+        """Append the messages and create their handler runs (the outbox) in this transaction;
+        `outcome(entries)` may give a `store.RowUpdate` (a handler run's) to send with them."""
         entries, self.entries = self.entries, []
         for run in self.explicit_runs:
             run.raised_message_ids = [
@@ -126,14 +127,21 @@ class UnitOfWork:
         dispatcher = self.domain.dispatcher
         runs = [*self.explicit_runs, *dispatcher.runs_for(entries)]
         self.explicit_runs = []
-        store.append(entries, runs=runs, wake_workers=dispatcher.wakes_workers(runs))
+        store.append(
+            entries,
+            runs=runs,
+            wake_workers=dispatcher.wakes_workers(runs),
+            update=outcome(entries) if outcome is not None else None,
+        )
         self.created_runs.extend(runs)
         return entries
 
 
 @contextmanager
-def unit_of_work(domain, *, finalize=None):
-    """Join the active unit of work, or open one: an atomic block flushed before it commits."""
+def unit_of_work(domain, *, outcome=None, finalize=None):
+    """Join the active unit of work, or open one: an atomic block flushed before it commits.
+    A unit of work it opens calls `outcome(entries)` as it flushes (see `UnitOfWork.flush`),
+    then `finalize(uow, flushed)`."""
     active = _current_uow.get()
     if active is not None:
         yield active
@@ -145,7 +153,7 @@ def unit_of_work(domain, *, finalize=None):
         with transaction.atomic():
             try:
                 yield uow
-                flushed = uow.flush()
+                flushed = uow.flush(outcome)
                 if finalize is not None:
                     finalize(uow, flushed)
             finally:

@@ -38,11 +38,13 @@ class Database:
     # otherwise the store reads the positions, reserves global ones and then inserts.
     appends_in_one_statement = False
 
-    def append(self, cursor, *, tables, streams, notify):
+    def append(self, cursor, *, tables, streams, notify, update=None):
         """INSERT a unit of work's rows in one statement: `tables` is a list of (table,
         columns, rows of parameters), the messages first, each row's `position` and
-        `global_position` a `Slot`; with `notify`, wake the workers at the commit. Return
-        (the first global position given, {stream: its last position before} for `streams`)."""
+        `global_position` a `Slot`; with `notify`, wake the workers at the commit; `update`, a
+        `store.RowUpdate` of a row no INSERT writes, in the same statement (set its `matched`).
+        Return (the first global position given, {stream: its last position before} for
+        `streams`)."""
         raise NotImplementedError
 
     def notify_workers(self, cursor):

@@ -38,13 +38,14 @@ class PostgreSQL(Database):
 
     appends_in_one_statement = True
 
-    def append(self, cursor, *, tables, streams, notify):
+    def append(self, cursor, *, tables, streams, notify, update=None):
         """One round trip for a unit of work's outbox: the counter row (created from the
         highest stored position if a test flushed it away), the streams' last positions, the
         INSERTs and the workers' notification are one statement, whose parts share one
         snapshot (so the positions read are those before the insert). A concurrent writer to
         the same stream still meets the (stream, position) unique constraint, as it did with
-        separate statements, and the counter row's lock still orders the commits."""
+        separate statements, and the counter row's lock still orders the commits. `update`
+        (a handler run's outcome, a row none of the INSERTs writes) is one more part."""
         count = len(tables[0][2])
         params = [GLOBAL_SEQUENCE, count, count, *streams]
         shapes = []
@@ -68,12 +69,17 @@ class PostgreSQL(Database):
                         params.append(value)
                 shape.append(tuple(kinds))
             shapes.append((table, tuple(columns), tuple(shape)))
+        if update is not None:
+            params.extend(update.params)
         if notify:
             params.append(WORKER_CHANNEL)
-        cursor.execute(_append_sql(tuple(shapes), len(streams), notify), params)
+        sql = _append_sql(tuple(shapes), len(streams), notify, update and update.sql)
+        cursor.execute(sql, params)
         found = cursor.fetchall()
         last = found[0][0]
-        positions = {stream: position for _, stream, position in found if stream is not None}
+        positions = {row[1]: row[2] for row in found if row[1] is not None}
+        if update is not None:
+            update.matched = found[0][3] == 1
         return last - count + 1, positions
 
     def notify_workers(self, cursor):
@@ -95,7 +101,7 @@ class PostgreSQL(Database):
 
 
 @functools.lru_cache(maxsize=256)  # one per shape of unit of work; few in practice
-def _append_sql(shapes, streams, notify):
+def _append_sql(shapes, streams, notify, update):
     """The outbox statement for this shape of unit of work, looking up `streams` streams.
 
     The streams are a VALUES list, not an array parameter: PostgreSQL plans a prepared
@@ -107,6 +113,7 @@ def _append_sql(shapes, streams, notify):
         "stream": "(SELECT l.position FROM last l WHERE l.stream = %s) + %s",
         "global": "(SELECT value FROM seq) - %s",
     }
+    updated = f", updated AS ({update} RETURNING 1)" if update else ""
     note = ", note AS (SELECT pg_notify(%s, ''))" if notify else ""
     if streams:
         looked_up = f"(VALUES {', '.join(['(%s::varchar)'] * streams)})"
@@ -126,7 +133,8 @@ def _append_sql(shapes, streams, notify):
         f"WHERE m.stream = s.stream ORDER BY m.position DESC LIMIT 1), -1) AS position "
         f"FROM {looked_up} AS s(stream)), "
         f"{', '.join(inserts)}"
-        f"{note} "
-        f"SELECT seq.value, last.stream, last.position FROM seq LEFT JOIN last ON true"
+        f"{updated}{note} "
+        f"SELECT seq.value, last.stream, last.position"
+        f"{', (SELECT count(*) FROM updated)' if update else ''} FROM seq LEFT JOIN last ON true"
         f"{' CROSS JOIN note' if notify else ''}"
     )

@@ -120,6 +120,45 @@ def test_async_command_returns_its_id_and_a_worker_runs_the_handler(async_domain
     assert run.status == "succeeded" and run.raised_message_ids == [str(event.id)]
 
 
+def test_an_attempt_on_a_run_another_worker_took_over_keeps_nothing(async_domain, add_book):
+    """A run's outcome is written with what its handler wrote and raised (in one statement
+    on PostgreSQL): a worker whose run another worker claimed meanwhile (its lease had
+    expired) finds no run of its own to finish, and its whole attempt rolls back."""
+    book = add_book()
+    run = HandlerRun.objects.select_related("message").get(handler="warehouse.BookEventHandler")
+    HandlerRun.objects.filter(pk=run.pk).update(status="running", claimed_by="worker-b")
+    messages = Message.objects.count()
+
+    Worker(worker_id="worker-a").execute(run)
+
+    assert not Inventory.objects.filter(book=book).exists()
+    assert Message.objects.count() == messages  # nor what the handler raised
+    run.refresh_from_db()
+    assert (run.status, run.claimed_by, run.attempts) == ("running", "worker-b", 0)
+
+    Worker(worker_id="worker-b").execute(run)  # the worker that holds the claim finishes it
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.claimed_by) == ("succeeded", 1, "")
+    assert Inventory.objects.get(book=book).in_stock == 10
+    raised = Message.objects.get(id=run.raised_message_ids[0])
+    assert raised.metadata["handler_run_id"] == str(run.id) and run.duration_us > 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement: PostgreSQL")
+def test_a_runs_outcome_and_what_it_raised_are_one_statement_on_postgresql(async_domain, add_book):
+    from django.test.utils import CaptureQueriesContext
+
+    add_book()
+    run = HandlerRun.objects.select_related("message").get(handler="warehouse.BookEventHandler")
+    HandlerRun.objects.filter(pk=run.pk).update(status="running", claimed_by="worker-a")
+    with CaptureQueriesContext(connection) as queries:
+        Worker(worker_id="worker-a").execute(run)
+    writes = [q["sql"] for q in queries.captured_queries if "inspector_handlerrun" in q["sql"]]
+    assert len(writes) == 1 and writes[0].startswith("WITH seq AS"), writes
+    run.refresh_from_db()
+    assert run.status == "succeeded" and len(run.raised_message_ids) == 1
+
+
 def test_retries_back_off_then_the_run_is_dead_and_replay_after_the_fix_succeeds(
     async_domain, admin_user
 ):
