@@ -100,6 +100,7 @@ class FeedItem:
     category: str
     statuses: frozenset
     html: str
+    data: dict | None = None  # a message's payload, for consumers that render their own view
     message_id: object = None  # the message, or the run's message (live message and flow pages)
     correlation_id: object = None  # a message's correlation (runs: see message_id)
 
@@ -187,6 +188,7 @@ MESSAGE_FIELDS = (
     "global_position",
     "time",
     "correlation_id",
+    "data",  # for consumers that render their own view (the shop's stock and order updates)
 )
 RUN_FIELDS = (
     "id",
@@ -267,6 +269,7 @@ def message_items(*, after, limit=BATCH):
                 category=message.category,
                 statuses=frozenset(run.status for run in message_runs),
                 html=html,
+                data=message.data,
                 message_id=message.id,
                 correlation_id=message.correlation_id,
             )
