@@ -2,6 +2,8 @@
 SQLite (its `data_version`), not a poll interval later; and the run window, re-read after
 every commit, sends each run state once."""
 
+import asyncio
+import threading
 import time
 from collections import OrderedDict
 
@@ -59,9 +61,16 @@ def _append(domain, n):
         uow.append(Ping(n=n), stream=f"probe::ping-{n}")
 
 
-@pytest.mark.skipif(
+watches_commits = pytest.mark.skipif(
     not database().watches_commits, reason="a database that shows other connections' commits"
 )
+
+
+def commit_watches():
+    return {t for t in threading.enumerate() if t.name == "inspector-feed-watch" and t.is_alive()}
+
+
+@watches_commits
 def test_another_connections_commit_arrives_without_waiting_out_the_poll_interval(
     staff, domain, unpoked
 ):
@@ -120,3 +129,27 @@ def test_the_run_window_sends_each_state_once_and_every_new_one(domain):
     assert all('hx-swap-oob="outerHTML"' in item.html for item in items)
     assert {item.html.split('"')[1] for item in items} == {f"run-{run.id}" for run in runs}
     assert feed.run_items(since=cursor, seen=seen)[0] == []  # nothing new: nothing again
+
+
+@watches_commits
+def test_the_commit_watch_ends_with_the_hubs_last_client(staff):
+    """The thread that looks at data_version runs while the hub has clients, and ends (closing
+    its connection) soon after the last one left."""
+    before = commit_watches()
+
+    async def scenario():
+        headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
+        ws = WebsocketCommunicator(application, FEED, headers=[*headers, (b"cookie", staff)])
+        await ws.connect()
+        await ws.send_json_to({"action": "hello", "since": None})
+        await receive_until(ws, lambda text: "feed-status" in text)
+        during = commit_watches() - before
+        await ws.disconnect()
+        deadline = time.monotonic() + 10
+        while commit_watches() & during and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return during, commit_watches() & during
+
+    during, left = async_to_sync(scenario)()
+    assert len(during) == 1
+    assert left == set()
