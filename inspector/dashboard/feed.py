@@ -214,7 +214,8 @@ def _in_model_order(model, names):
 
 
 # The hub reads after every commit: its statements are written once (`runtime.sql`), since
-# the ORM's compiling of a query cost more than running it (three reads: 5 ms of 7).
+# the ORM's compiling of a query cost more than running it (a hub's read with the run window
+# of 100 events/s: 12-14 ms of CPU through the ORM, 2.5-3.3 ms so; bench/README.md).
 _MESSAGE_COLUMNS = Columns(Message, _in_model_order(Message, MESSAGE_FIELDS), "m")
 _RUN_COLUMNS = Columns(HandlerRun, _in_model_order(HandlerRun, RUN_FIELDS), "r")
 _UPDATED_AT = Columns(HandlerRun, ["updated_at"], "r")
