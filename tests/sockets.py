@@ -38,6 +38,18 @@ async def receive_until(ws, predicate, timeout=5.0):
     return text
 
 
+async def feed_client(application, cookie, path="/ws/inspector/feed/", **hello):
+    """A live feed client of `cookie`'s user: connected, greeted, and told the feed's status."""
+    from channels.testing import WebsocketCommunicator
+
+    headers = [(b"origin", b"http://testserver"), (b"host", b"testserver"), (b"cookie", cookie)]
+    ws = WebsocketCommunicator(application, path, headers=headers)
+    await ws.connect()
+    await ws.send_json_to({"action": "hello", "since": None, **hello})
+    await receive_until(ws, lambda text: "feed-status" in text)
+    return ws
+
+
 async def drain_frames(ws, quiet=0.5):
     """Everything that arrives until the socket stays quiet for `quiet` seconds."""
     text = ""

@@ -9,7 +9,6 @@ from collections import OrderedDict
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
@@ -21,7 +20,7 @@ from inspector.runtime.databases import database
 from inspector.runtime.unit_of_work import unit_of_work
 from inspector.workers.worker import Worker
 from tests.asgi import application
-from tests.sockets import receive_until, session_cookie
+from tests.sockets import feed_client, receive_until, session_cookie
 from tests.threads import run_in_thread
 from tests.warehouse.probe import Ping
 
@@ -80,11 +79,7 @@ def test_another_connections_commit_arrives_without_waiting_out_the_poll_interva
     inspector = {**settings.INSPECTOR, "feed_poll_interval": 5.0}
 
     async def scenario():
-        headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
-        ws = WebsocketCommunicator(application, FEED, headers=[*headers, (b"cookie", staff)])
-        await ws.connect()
-        await ws.send_json_to({"action": "hello", "since": None})
-        await receive_until(ws, lambda text: "feed-status" in text)
+        ws = await feed_client(application, staff, FEED)
         first = await sync_to_async(append_elsewhere)(domain, 1)
         await receive_until(ws, lambda text: f'data-position="{first}"' in text, timeout=15)
         committed = time.monotonic()
@@ -138,11 +133,7 @@ def test_the_commit_watch_ends_with_the_hubs_last_client(staff):
     before = commit_watches()
 
     async def scenario():
-        headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
-        ws = WebsocketCommunicator(application, FEED, headers=[*headers, (b"cookie", staff)])
-        await ws.connect()
-        await ws.send_json_to({"action": "hello", "since": None})
-        await receive_until(ws, lambda text: "feed-status" in text)
+        ws = await feed_client(application, staff, FEED)
         during = commit_watches() - before
         await ws.disconnect()
         deadline = time.monotonic() + 10

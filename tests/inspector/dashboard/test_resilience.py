@@ -32,7 +32,14 @@ from inspector.runtime.unit_of_work import unit_of_work
 from tests.asgi import application
 from tests.inspector.conftest import subprocess_env
 from tests.services import PostgreSQLCluster, free_port, postgresql_binaries
-from tests.sockets import LiveClient, daphne, receive_until, session_cookie, wait_for_port
+from tests.sockets import (
+    LiveClient,
+    daphne,
+    feed_client,
+    receive_until,
+    session_cookie,
+    wait_for_port,
+)
 from tests.warehouse.probe import Ping
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -276,11 +283,7 @@ def test_the_hub_stays_in_its_redis_group_past_the_layers_group_expiry(staff, do
         return Message.objects.aggregate(last=Max("global_position"))["last"]
 
     async def scenario():
-        headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
-        ws = WebsocketCommunicator(application, FEED, headers=[*headers, (b"cookie", staff)])
-        await ws.connect()
-        await ws.send_json_to({"action": "hello", "since": None})
-        await receive_until(ws, lambda text: "feed-status" in text)
+        ws = await feed_client(application, staff, FEED)
         await asyncio.sleep(3.2)  # past the group's expiry
         position = await sync_to_async(append_unpoked)()
         await get_channel_layer().group_send(feed.GROUP, {"type": "feed.poke"})
