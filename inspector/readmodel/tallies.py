@@ -58,28 +58,12 @@ def quoted_table(model):
     return connection.ops.quote_name(model._meta.db_table)
 
 
-# How a statement reaches runs by the ids another table holds (the runs the indexer left open,
-# a replay job's runs after its mark): each run looked up by its primary key, whatever their
-# number, on either database. PostgreSQL's planner prices an index probe at four random reads,
-# so beyond about a thousand ids (fewer as a small table's pages bloat between two vacuums,
-# which raises its row estimate) it joins them by hashing a sequential scan of every run
-# instead: 100-300 ms a statement at 200,000 runs, at every page view, indexer step and job
-# progress read while a replay job reopens runs, and it grows with the history. An array of
-# the ids, read first, leaves it nothing to hash. SQLite walks the ids in CROSS JOIN order.
-_RUNS_BY_ID = {
-    "postgresql": (
-        "{run} {alias} WHERE {alias}.id = ANY(ARRAY(SELECT k.run_id FROM {table} k WHERE {where}))"
-    ),
-    "sqlite": "{table} k CROSS JOIN {run} {alias} WHERE {alias}.id = k.run_id AND {where}",
-}
-
-
 def runs_by_id(model, where="1 = 1", alias="r"):
     """`FROM` and `WHERE` of the runs whose ids the `run_id` column of `model`'s rows matching
     `where` (its columns as `k.`) holds, as `alias`, each read through the runs' primary key:
     O(ids) however many runs there are. Add conditions with AND."""
-    return _RUNS_BY_ID[database().vendor].format(
-        run=quoted_table(HandlerRun), table=quoted_table(model), where=where, alias=alias
+    return database().rows_by_id(
+        quoted_table(HandlerRun), alias, keys=quoted_table(model), key="run_id", where=where
     )
 
 

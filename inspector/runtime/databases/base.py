@@ -64,6 +64,13 @@ class Database:
         """A term for `column` that the planner cannot read from an index (a GROUP BY hint)."""
         return column
 
+    def rows_by_id(self, table, alias, *, keys, key, where):
+        """`FROM` and `WHERE` of `table`'s rows (as `alias`) whose ids the `key` column of
+        `keys`' rows matching `where` (its columns as `k.`) holds, each read through the
+        primary key whatever their number (the runs the store indexer left open, a replay
+        job's runs after its mark). Add conditions with AND."""
+        return f"{keys} k CROSS JOIN {table} {alias} WHERE {alias}.id = k.{key} AND {where}"
+
 
 class Slot:
     """Where a row's stream position or global position goes, worked out by the statement:

@@ -21,6 +21,8 @@ class SQLite(Database):
         cursor.execute("PRAGMA data_version")  # changes when another connection commits
         return cursor.fetchone()[0]
 
+    # rows_by_id: the base class's CROSS JOIN, which SQLite walks in the order written.
+
     def unindexed(self, column):
         """SQLite would rather scan a whole (category, ...) index in group order than read the
         few rows past the indexer's position; a unary `+` takes the index away."""
