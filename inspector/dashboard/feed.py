@@ -220,6 +220,7 @@ _MESSAGE_COLUMNS = Columns(Message, _in_model_order(Message, MESSAGE_FIELDS), "m
 _RUN_COLUMNS = Columns(HandlerRun, _in_model_order(HandlerRun, RUN_FIELDS), "r")
 _UPDATED_AT = Columns(HandlerRun, ["updated_at"], "r")
 STATE = len(RUN_STATE)  # a run row: its state's columns, then `_RUN_COLUMNS`
+UPDATED = RUN_STATE.index("updated_at")
 
 
 def _select(template, params):
@@ -297,7 +298,7 @@ def run_items(*, since, seen):
         "SELECT {state} FROM {runs} r WHERE r.updated_at >= %s ORDER BY r.updated_at LIMIT %s",
         [adapt(since), RUN_LIMIT],
     )
-    latest = _UPDATED_AT.load(states[-1], offset=3).updated_at if states else since
+    latest = _UPDATED_AT.load(states[-1], offset=UPDATED).updated_at if states else since
     ids = [run_id for run_id, *state in states if seen.get(run_id) != tuple(state)]
     rows = []
     for start in range(0, len(ids), BATCH):  # within any SQLite's limit on parameters
@@ -308,7 +309,7 @@ def run_items(*, since, seen):
             chunk,
         )
     items = []
-    for row in sorted(rows, key=lambda row: row[3]):  # by updated_at
+    for row in sorted(rows, key=lambda row: row[UPDATED]):
         _remember(seen, row[0], row[1:STATE])
         run = _RUN_COLUMNS.load(row, offset=STATE)
         items.append(

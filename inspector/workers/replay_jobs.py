@@ -89,14 +89,15 @@ class ReplayJobRunner:
                 .order_by("global_position", "handler")
                 .values_list("run_id", "global_position", "handler")[:size]
             )
+            held = {  # the job stays this runner's until its next step
+                "next_step_at": now + timedelta(seconds=size / job.rate),
+                "claimed_by": self.worker_id,
+                "lease_expires_at": now + self.lease,
+                "updated_at": now,
+            }
             ahead = QUEUED_AHEAD * size
             if keys and queued_runs(job, up_to=ahead + 1) > ahead:  # the workers are behind
-                ReplayJob.objects.filter(pk=job.pk).update(
-                    next_step_at=now + timedelta(seconds=size / job.rate),
-                    claimed_by=self.worker_id,
-                    lease_expires_at=now + self.lease,
-                    updated_at=now,
-                )
+                ReplayJob.objects.filter(pk=job.pk).update(**held)
                 return 0
             applied = handler_runs_apply(
                 [run_id for run_id, _, _ in keys],
@@ -107,11 +108,10 @@ class ReplayJobRunner:
             )
             finished = len(keys) < size
             changes = {
+                **held,
                 "applied": job.applied + applied,
                 "skipped": job.skipped + len(keys) - applied,
                 "started_at": Coalesce("started_at", now),
-                "next_step_at": now + timedelta(seconds=size / job.rate),
-                "updated_at": now,
             }
             if keys:
                 changes.update(after_position=keys[-1][1], after_handler=keys[-1][2])
@@ -120,11 +120,7 @@ class ReplayJobRunner:
                     status=Status.FINISHED, finished_at=now, claimed_by="", lease_expires_at=None
                 )
             else:
-                changes.update(
-                    status=Status.RUNNING,
-                    claimed_by=self.worker_id,
-                    lease_expires_at=now + self.lease,
-                )
+                changes.update(status=Status.RUNNING)
             ReplayJob.objects.filter(pk=job.pk).update(**changes)
         if finished:
             logger.info("Replay job finished job=%s worker_id=%s", job.pk, self.worker_id)
