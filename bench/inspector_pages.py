@@ -153,6 +153,8 @@ RUN_COLUMNS = (
     "raised_message_ids",
     "created_at",
     "updated_at",
+    "failure_group",
+    "edit_id",
 )
 ATTEMPT_COLUMNS = (
     "run_id",
@@ -227,6 +229,7 @@ class Workload:
         self.clock = now - timedelta(days=31)
         self.flow_step = timedelta(days=30) / (messages / 2.55)
         self.messages, self.runs, self.attempts = [], [], []
+        self.groups = {}  # (handler, error type) -> failure group key
 
     # Values as each database takes them (the ORM's own adaptation, without its per-row cost).
 
@@ -339,8 +342,21 @@ class Workload:
                 self.j([str(m.id) for m in raised] if status == "succeeded" else []),
                 self.t(created),
                 self.t(updated),
+                self.group(handler, *error) if status in ("failed", "dead") else "",
+                None,  # edit_id: no run here replays an edited payload
             )
         )
+
+    def group(self, handler, error_type, message, traceback):
+        """The failure group dispatch would record (the store indexer writes its row)."""
+        from inspector.runtime.failures import failure_group
+
+        key = (handler, error_type)
+        if key not in self.groups:
+            self.groups[key] = failure_group(
+                handler=handler, error_type=error_type, message=message, traceback_text=traceback
+            )
+        return self.groups[key]
 
     def error(self, handler):
         if handler.endswith("NotificationHandler"):

@@ -8,7 +8,10 @@ prints one figure a line. Protean 0.18 manages about
 On a fresh file it also logs the statements SQLite ran for the first 300 iterations and
 replays them with plain sqlite3 on an empty copy of the database: the SQL floor, what those
 statements cost with no Python between them, and so the most iterations/s any Python on top
-could reach with this schema.
+could reach with this schema. On PostgreSQL it does the same with psycopg alone on a copy of
+the freshly migrated database: the same statements, parameters, transactions and prepared
+statements over the same socket, so the floor there holds the round trips and the commits'
+fsyncs, which no change to the Python on top can take away.
 """
 
 import argparse
@@ -177,6 +180,99 @@ def sql_floor(statements_path, empty_copy):
     return elapsed, len(statements), commits
 
 
+class PostgresLog:
+    """Every statement the workload's connection sends for the first iterations, with its
+    parameters and whether it ran in autocommit, and every COMMIT and ROLLBACK, in order."""
+
+    def __init__(self):
+        self.entries = []
+
+    def __call__(self, execute, sql, params, many, context):
+        from django.db import connection
+
+        self.entries.append(("execute", sql, params, many, connection.get_autocommit()))
+        return execute(sql, params, many, context)
+
+    def start(self):
+        from django.db import connection
+
+        connection.execute_wrappers.append(self)
+        commit, rollback = self.previous = connection._commit, connection._rollback
+
+        def logged_commit():
+            self.entries.append(("commit",))
+            return commit()
+
+        def logged_rollback():
+            self.entries.append(("rollback",))
+            return rollback()
+
+        connection._commit, connection._rollback = logged_commit, logged_rollback
+
+    def stop(self):
+        from django.db import connection
+
+        connection.execute_wrappers.remove(self)
+        connection._commit, connection._rollback = self.previous
+
+    def commits(self):
+        return sum(1 for entry in self.entries if entry[0] == "commit")
+
+
+@contextlib.contextmanager
+def empty_copy_of(connection):
+    """A copy of `connection`'s database as it is now (freshly migrated), dropped at exit;
+    yields psycopg's connection parameters for it, as Django would connect (server-side
+    binding, prepared statements, its adapters), without the pool."""
+    import uuid
+
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.pop("pool", None)
+    name = params["dbname"]
+    copy = f"{name}_empty_{uuid.uuid4().hex[:6]}"
+    connection.close()
+    if hasattr(connection, "close_pool"):
+        connection.close_pool()  # CREATE DATABASE ... TEMPLATE needs the template unused
+    admin_params = {**params, "dbname": "postgres"}
+    for key in ("cursor_factory", "context", "prepare_threshold"):
+        admin_params.pop(key, None)
+    with psycopg.connect(**admin_params, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
+    try:
+        yield {**params, "dbname": copy}
+    finally:
+        with psycopg.connect(**admin_params, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+
+
+def postgres_floor(log, params):
+    """Seconds and client CPU seconds for the logged statements replayed by psycopg alone
+    on the empty copy: the workload's SQL, round trips and commits with no Python between."""
+    import psycopg
+
+    with psycopg.connect(**params, autocommit=True) as raw:
+        cpu, started = time.process_time(), time.perf_counter()
+        for entry in log.entries:
+            if entry[0] == "commit":
+                raw.commit()
+            elif entry[0] == "rollback":
+                raw.rollback()
+            else:
+                _, sql, values, many, autocommit = entry
+                if raw.autocommit != autocommit:
+                    raw.autocommit = autocommit  # as Django's atomic() switches it
+                cursor = raw.cursor()
+                if many:
+                    cursor.executemany(sql, values)
+                else:
+                    cursor.execute(sql, values)
+                if cursor.description is not None:
+                    cursor.fetchall()
+        return time.perf_counter() - started, time.process_time() - cpu
+
+
 def iteration(domain, n):
     from bookshelf.commands import AddBook, ConfirmOrder, PlaceOrder, ShipOrder
 
@@ -228,11 +324,14 @@ def main():
         first_new = last.global_position + 1 if last else 0
         runs_before = HandlerRun.objects.exclude(status="succeeded").count()
 
-        statements = trips = None
+        statements = trips = pg_log = None
         if postgres:
             limit = one_row_commits_per_second()
+            pg_copy = stack.enter_context(empty_copy_of(connection))
             trips = RoundTrips(str(Path(tmp) / "libpq.trace"))
             trips.start()
+            pg_log = PostgresLog()
+            pg_log.start()
         elif not args.sqlite_path:  # a fresh file: keep an empty copy to replay the SQL on
             empty_copy = str(Path(tmp) / "empty.sqlite3")
             shutil.copy(str(Path(tmp) / "bench.sqlite3"), empty_copy)
@@ -257,6 +356,7 @@ def main():
                 if statements is not None:
                     statements.stop()
                 if trips is not None:
+                    pg_log.stop()  # first: it wraps what trips put in place
                     trips.stop()
         elapsed = time.perf_counter() - started
         if postgres:
@@ -297,6 +397,14 @@ def main():
                 f"its server process {server_cpu * 1000 / args.iterations:.2f} "
                 f"(wall {elapsed * 1000 / args.iterations:.2f})"
             )
+            floor_s, floor_cpu = postgres_floor(pg_log, pg_copy)
+            floor_ms = floor_s * 1000 / logged
+            print(
+                f"SQL floor ms per iteration (the first {logged} iterations' statements and "
+                f"commits replayed by psycopg alone): {floor_ms:.2f} "
+                f"(of it psycopg's CPU {floor_cpu * 1000 / logged:.2f})"
+            )
+            print(f"iterations/s the SQL alone allows: {1000 / floor_ms:.0f}")
         else:
             print("target iterations/s: 103-125 today, no regression (Protean 0.18: about 4)")
         if statements is not None:
