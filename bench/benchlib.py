@@ -102,3 +102,14 @@ def scratch_database(server_url, *, prefix="inspector_bench"):
             connections.close_all()
         with psycopg.connect(**params, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def without_static_manifest():
+    """After django.setup(): pages name their static files without the manifest's hashes, so
+    a benchmark with DEBUG off needs no collectstatic."""
+    from django.conf import settings
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

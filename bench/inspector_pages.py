@@ -49,9 +49,11 @@ from benchlib import (  # noqa: E402
     machine_busy_s,
     percentile,
     proc_stat,
+    process_cpu_s,
     ratio,
     scratch_database,
     throwaway_cluster,
+    without_static_manifest,
 )
 
 P95_TARGET_MS = 50
@@ -106,7 +108,15 @@ def parse_args(argv=None):
         default=2000,
         help="Messages left to the indexer when the payload searches are first timed (0 skips).",
     )
+    parser.add_argument(
+        "--offered",
+        type=int,
+        default=1000,
+        help="Events/s appended while the pages are timed again, with the store indexer "
+        "running on its own (0 skips that phase).",
+    )
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--appender", type=int, help=argparse.SUPPRESS)  # the phase's child
     return parser.parse_args(argv)
 
 
@@ -627,6 +637,180 @@ def report_cpu(before, after, wall, what):
     )
 
 
+# The store indexer under offered load -------------------------------------------------------
+
+APPEND_TICK = 0.01  # the appender commits every 10 ms: rate × APPEND_TICK events each time
+LAG_SAMPLE = 0.25  # seconds between looks at how far the indexer is behind
+DRAIN_TIMEOUT = 300
+
+
+def append_offered(rate):
+    """The `--appender` child: appends OrderPlaced events to new order streams at `rate` a
+    second until SIGTERM, open loop (a commit every APPEND_TICK whatever the last one took,
+    as many producers would), then prints what it appended as JSON. The events go to the
+    store without handler runs: what is offered is the indexer's input, not the workers'."""
+    import django
+
+    django.setup()
+    from django.db import transaction
+    from django.utils import timezone
+
+    from bookshelf.events import OrderPlaced
+    from inspector.runtime import store
+    from inspector.runtime.unit_of_work import Cause
+
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    rng = random.Random(7)
+    customers = [f"{first} {last}" for last in LAST for first in FIRST][:2000]
+    per_tick = max(1, round(rate * APPEND_TICK))
+    appended = late = tick = 0
+    print("ready", flush=True)
+    started = time.perf_counter()
+    while not stopping:
+        pause = started + tick * APPEND_TICK - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        elif pause < -APPEND_TICK:
+            late += 1
+        tick += 1
+        entries = []
+        for _ in range(per_tick):
+            order = uuid.uuid4()
+            event = OrderPlaced(
+                order_id=order, customer_name=rng.choice(customers), total_items=rng.randint(1, 4)
+            )
+            entries.append(
+                store.NewMessage(
+                    message=event,
+                    stream=f"bookshelf::order-{order}",
+                    metadata=Cause.root().metadata(aggregate_version=1),
+                    new_stream=True,
+                    time=timezone.now(),
+                )
+            )
+        with transaction.atomic():
+            store.append(entries)
+        appended += per_tick
+    elapsed = time.perf_counter() - started
+    print(json.dumps({"appended": appended, "seconds": elapsed, "late_ticks": late}), flush=True)
+
+
+class OfferedLoad:
+    """`manage.py index_store` and an appender child at `rate` events/s, and a thread that
+    samples how many stored messages the indexer has not read yet."""
+
+    def __init__(self, rate):
+        self.rate = rate
+        self.lags = []  # (seconds since start, messages behind)
+        self.children = []
+
+    def __enter__(self):
+        import subprocess
+        import threading
+
+        self.indexer = subprocess.Popen(
+            [sys.executable, "manage.py", "index_store"], cwd=ROOT, stdout=subprocess.DEVNULL
+        )
+        self.appender = subprocess.Popen(
+            [sys.executable, __file__, "--appender", str(self.rate)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.children = [self.indexer, self.appender]
+        if self.appender.stdout.readline().strip() != "ready":
+            raise SystemExit("inspector_pages: the appender did not start")
+        self.indexer_cpu = process_cpu_s(self.indexer.pid)  # its start-up, left out
+        self.started = time.monotonic()
+        self.sampling = True
+        self.sampler = threading.Thread(target=self._sample, daemon=True)
+        self.sampler.start()
+        return self
+
+    def _sample(self):
+        from django.db import connection
+
+        try:
+            while self.sampling:
+                self.lags.append((time.monotonic() - self.started, indexer_behind()))
+                time.sleep(LAG_SAMPLE)
+        finally:
+            connection.close()
+
+    def stop_appending(self):
+        """Stop the appender; returns what it said (appended, seconds, late ticks)."""
+        self.appender.send_signal(signal.SIGTERM)
+        out, _ = self.appender.communicate(timeout=60)
+        self.appended_at = time.monotonic()
+        return json.loads(out.strip().splitlines()[-1])
+
+    def drain(self):
+        """Seconds the indexer took, after the last append, to have read everything."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while indexer_behind() > 0:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.1)
+        return time.monotonic() - self.appended_at
+
+    def __exit__(self, *exc):
+        self.sampling = False
+        self.sampler.join(timeout=5)
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(timeout=30)
+                except Exception:
+                    child.kill()
+
+
+def run_offered_load(args, client, picks, slow):
+    """The issue's pages timed again while `--offered` events/s are appended and the store
+    indexer follows them on its own; prints the pages' p95 and how far behind it fell."""
+    print(
+        f"with {args.offered:,} events/s offered (OrderPlaced, commits every "
+        f"{APPEND_TICK * 1000:.0f} ms) and the store indexer in its own process:"
+    )
+    with OfferedLoad(args.offered) as load:
+        cpu, started = cpu_counters(), time.monotonic()
+        time.sleep(3.0)  # the indexer's first steps and the appender's pace settle
+        for name, urls in page_urls(picks, max(args.requests // 2, 10)).items():
+            durations, statuses, sizes, slowest = time_page(client, urls)
+            if report_page(f"  {name}", durations, statuses, sizes) > 1:
+                slow[f"{name} (offered load)"] = slowest
+        appended = load.stop_appending()
+        wall = time.monotonic() - started
+        drained = load.drain()
+        indexer_cpu = process_cpu_s(load.indexer.pid) - load.indexer_cpu
+    report_cpu(cpu, cpu_counters(), wall, "the offered load")
+    rate = appended["appended"] / appended["seconds"]
+    print(
+        f"  appended: {appended['appended']:,} events in {appended['seconds']:.1f} s "
+        f"({rate:,.0f}/s of {args.offered:,} offered; {appended['late_ticks']} commits late)"
+    )
+    behind = sorted(lag for _, lag in load.lags)
+    if behind:
+        half = [lag for at, lag in load.lags if at >= wall / 2]
+        print(
+            f"  indexer behind, messages: p50 {percentile(behind, 0.5):,.0f}, "
+            f"p95 {percentile(behind, 0.95):,.0f}, max {behind[-1]:,} "
+            f"(second half's max {max(half or [0]):,}; {len(behind)} looks, "
+            f"{LAG_SAMPLE * 1000:.0f} ms apart; its poll is 1 s)"
+        )
+    print(
+        f"  indexer read the last append after: {drained:.1f} s"
+        if drained is not None
+        else f"  indexer NOT caught up {DRAIN_TIMEOUT} s after the last append"
+    )
+    print(
+        f"  indexer CPU: {indexer_cpu:.1f} s over {wall:.1f} s "
+        f"({indexer_cpu / max(1, appended['appended']) * 1e6:.0f} µs a message offered); "
+        f"target: keeps up (behind stays bounded, no growth from first half to second)"
+    )
+
+
 # PostgreSQL (as bench/worker_throughput.py and scripts/test-all start one) -------------------
 
 
@@ -766,15 +950,22 @@ def samples(rng, count):
     last = last.first()
     positions = [rng.randint(0, last) for _ in range(count * 4)]
     picked = list(
-        Message.objects.filter(global_position__in=positions).values_list("id", "stream", "data")
+        Message.objects.filter(global_position__in=positions).values_list(
+            "id", "stream", "data", "correlation_id"
+        )
     )
     rng.shuffle(picked)
     customers = sorted(
-        {d["customer_name"] for _, _, d in picked if isinstance(d, dict) and "customer_name" in d}
+        {
+            d["customer_name"]
+            for _, _, d, _ in picked
+            if isinstance(d, dict) and "customer_name" in d
+        }
     )
     return {
-        "messages": [str(pk) for pk, _, _ in picked],
-        "streams": list(dict.fromkeys(stream for _, stream, _ in picked)),
+        "messages": [str(pk) for pk, _, _, _ in picked],
+        "flows": list(dict.fromkeys(str(flow) for _, _, _, flow in picked)),
+        "streams": list(dict.fromkeys(stream for _, stream, _, _ in picked)),
         "customers": rng.sample(customers, len(customers)),
         "middle": last // 2,  # a keyset cursor halfway down the store
     }
@@ -794,6 +985,7 @@ def page_urls(picks, count):
             f"/inspector/streams/stream/{quote(s, safe=':')}/" for s in cycle(picks["streams"], n)
         ],
         "message page": [f"/inspector/messages/{m}/" for m in cycle(picks["messages"], n)],
+        "flow page": [f"/inspector/flows/{c}/" for c in cycle(picks["flows"], n)],
         "streams index /inspector/streams/": ["/inspector/streams/"] * n,
         "handlers /inspector/handlers/": ["/inspector/handlers/"] * n,
         "metrics /metrics": ["/metrics"] * n,
@@ -837,7 +1029,12 @@ def other_page_urls(picks, count):
     order = next(s for s in picks["streams"] if s.startswith("bookshelf::order-"))
     flow = picks["messages"][0]
     customer = picks["customers"][0]
+    from inspector.models import FailureGroup
+
+    group = FailureGroup.objects.order_by("-dead").values_list("key", flat=True).first()
     return {
+        "failures /inspector/failures/": ["/inspector/failures/"] * n,
+        **({"failure group page": [f"/inspector/failures/{group}/"] * n} if group else {}),
         "category page (bookshelf::order)": ["/inspector/streams/category/bookshelf::order/"] * n,
         "workflow map /inspector/map/": ["/inspector/map/"] * n,
         "search, one stream": ["/inspector/search/?" + urlencode({"stream": order})] * n,
@@ -856,8 +1053,11 @@ def other_page_urls(picks, count):
 
 
 def time_page(client, urls):
-    """Warm up on the first URL, then time the rest: (sorted ms, statuses, sizes, slowest URL)."""
-    client.get(urls[0])
+    """Warm up on the first URL, then time the rest: (sorted ms, statuses, sizes, slowest URL).
+    A page that does not answer 200 stops the benchmark: its time would mean nothing."""
+    warm_up = client.get(urls[0])
+    if warm_up.status_code != 200:
+        raise SystemExit(f"inspector_pages: {urls[0]} answered HTTP {warm_up.status_code}")
     durations, statuses, sizes = [], {}, []
     for url in urls[1:]:
         started = time.perf_counter()
@@ -950,6 +1150,7 @@ def run_pages(args, where):
     import django
 
     django.setup()
+    without_static_manifest()
     logging.getLogger("inspector").setLevel(logging.WARNING)
     logging.getLogger("django.request").setLevel(logging.ERROR)
     from django.contrib.auth import get_user_model
@@ -1027,6 +1228,8 @@ def run_pages(args, where):
             durations, statuses, sizes, slowest = time_page(client, urls)
             if report_page(f"  {name}", durations, statuses, sizes) > 1:
                 slow[name] = slowest
+    if args.offered:
+        run_offered_load(args, client, picks, slow)
     print(f"load average after (1 min): {os.getloadavg()[0]:.2f}")
     print(f"peak RSS MB: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
     if slow:
@@ -1038,6 +1241,9 @@ def run_pages(args, where):
 
 def main():
     args = parse_args()
+    if args.appender:
+        append_offered(args.appender)
+        return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the cluster
     env = {
         "DJANGO_SETTINGS_MODULE": "bookshelf.settings",
@@ -1045,6 +1251,7 @@ def main():
         "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or "bench-only-secret",
         "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
         "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",  # the test Client's host
+        "DJANGO_SECURE_SSL_REDIRECT": "0",  # the test Client speaks plain HTTP
         "INSPECTOR_EMBEDDED_WORKER": "0",
     }
     with contextlib.ExitStack() as stack:

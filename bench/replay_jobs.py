@@ -43,6 +43,7 @@ from benchlib import (  # noqa: E402
     ratio,
     scratch_database,
     throwaway_cluster,
+    without_static_manifest,
 )
 from worker_throughput import Workers, cluster_cpu_seconds, wait_until  # noqa: E402
 
@@ -316,13 +317,7 @@ def run(args, where, stack, postmaster=None):
 
     django.setup()
     logging.getLogger("inspector").setLevel(logging.WARNING)
-    from django.conf import settings
-
-    # No collectstatic here: the pages name their files without the manifest's hashes.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+    without_static_manifest()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
