@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from inspector.models import HandlerRunReplay, ReplayJob, RunStatus
-from inspector.readmodel.tallies import runs_by_id
+from inspector.models import HandlerRunReplay, HandlerState, ReplayJob, RunStatus
+from inspector.readmodel.tallies import quoted_table, runs_by_id
 from inspector.runtime.sql import placeholders
 
 DONE = (RunStatus.SUCCEEDED, RunStatus.RESOLVED)
@@ -44,6 +44,7 @@ class JobProgress:
     queued: int  # replayed and not run yet (pending or running)
     retrying: int  # of failed_again: failed and waiting for a retry
     settled: bool  # the job ended and none of its runs will change any more
+    paused_handlers: tuple = ()  # paused handlers that hold back some of the queued runs
 
     @property
     def left(self):
@@ -62,14 +63,20 @@ def replay_job_progress(job):
     ended = job.status in ENDS
     if job.action == ReplayJob.Action.RESOLVE:
         return _progress(job, done=job.applied, settled=ended)
-    by_status = {}
+    by_status, paused = {}, set()
     if job.settled_at is None and job.applied:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT r.status, COUNT(*) FROM {_after_mark()} GROUP BY r.status",
+                f"SELECT r.status, r.handler, COUNT(*), EXISTS(SELECT 1 FROM "
+                f"{quoted_table(HandlerState)} h WHERE h.handler = r.handler AND h.paused) "
+                f"FROM {_after_mark()} "
+                "GROUP BY r.status, r.handler",
                 [job.pk, job.settled_through],
             )
-            by_status = dict(cursor.fetchall())
+            for status, handler, count, handler_paused in cursor.fetchall():
+                by_status[status] = by_status.get(status, 0) + count
+                if status in QUEUED and handler_paused:
+                    paused.add(handler)
     queued = sum(by_status.get(status, 0) for status in QUEUED)
     retrying = by_status.get(RunStatus.FAILED, 0)
     return _progress(
@@ -79,6 +86,9 @@ def replay_job_progress(job):
         queued=queued,
         retrying=retrying,
         settled=ended and not queued and not retrying,
+        # Their queued runs wait until they are resumed, and the job with them once it has
+        # QUEUED_AHEAD chunks waiting (workers/replay_jobs.py): the page says why.
+        paused_handlers=tuple(sorted(paused)),
     )
 
 
@@ -102,7 +112,7 @@ def _after_mark():
     return runs_by_id(HandlerRunReplay, "k.job_id = %s AND k.id > %s")
 
 
-def _progress(job, *, done, settled, failed_again=0, queued=0, retrying=0):
+def _progress(job, *, done, settled, failed_again=0, queued=0, retrying=0, paused_handlers=()):
     return JobProgress(
         total=job.total,
         applied=job.applied,
@@ -112,6 +122,7 @@ def _progress(job, *, done, settled, failed_again=0, queued=0, retrying=0):
         queued=queued,
         retrying=retrying,
         settled=settled,
+        paused_handlers=paused_handlers,
     )
 
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from inspector.models import HandlerRun, HandlerRunReplay, Message, ReplayJob, RunStatus
 from inspector.runtime.unit_of_work import unit_of_work
-from inspector.services import replay_job_create
+from inspector.services import handler_pause, handler_resume, replay_job_create
 from inspector.workers.replay_jobs import ReplayJobRunner
 from inspector.workers.worker import Worker
 from tests.warehouse.models import Switch
@@ -126,6 +126,28 @@ def test_replaying_a_group_makes_a_job_whose_page_shows_its_progress_live(operat
     assert "Runs 3 Done 1 Failed again 2 Left 0 Skipped 0" in text_of(fragment)
     assert 'value="100"' in fragment  # the progress bar
     assert "hx-trigger" not in fragment  # settled: the page stops asking
+
+
+def test_a_job_held_back_by_a_paused_handler_says_so(operator, dead_group):
+    """The job's queued runs wait for a paused handler: its page names the handler and where
+    to resume it, instead of only "waiting for a worker"."""
+    job = make_job(dead_group(3))
+    handler_pause(name="warehouse.Skipping")
+    ReplayJobRunner(worker_id="jobs").step(job.pk)
+    Worker(worker_id="test-worker").drain()  # skips the paused handler's runs
+    detail = reverse("inspector:replay-job", args=[job.pk])
+    fragment = operator.get(detail, **HTMX).content.decode()
+    assert "Left 3 (3 queued, waiting for a worker)" in text_of(fragment)
+    assert (
+        "Held back warehouse.Skipping is paused: its queued runs wait until it is resumed "
+        "on the handlers page"
+    ) in text_of(fragment)
+    assert f'href="{reverse("inspector:handlers")}"' in fragment
+
+    handler_resume(name="warehouse.Skipping")
+    fragment = operator.get(detail, **HTMX).content.decode()
+    assert "Held back" not in text_of(fragment)  # resumed: only the workers are awaited
+    assert "Left 3 (3 queued, waiting for a worker)" in text_of(fragment)
 
 
 def test_the_jobs_list_and_the_nav_link(operator, dead_group):
