@@ -63,6 +63,13 @@ def parse_args(argv=None):
     parser.add_argument("--requests", type=int, default=30, help="Timed GETs per page.")
     parser.add_argument("--workers", type=int, default=2, help="run_handlers processes.")
     parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Start the workers under `nice -n N` (a lower CPU priority than the pages').",
+    )
+    parser.add_argument(
         "--explain",
         action="store_true",
         help="Print the group and handlers pages' slowest statements' plans (EXPLAIN ANALYZE).",
@@ -347,7 +354,9 @@ def run(args, where, stack, postmaster=None):
     log(f"store indexer caught up in {time.perf_counter() - started:.1f} s")
 
     folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="replay-jobs-bench-"))
-    workers = Workers(count=args.workers, env=dict(os.environ), options=[], folder=folder)
+    workers = Workers(
+        count=args.workers, env=dict(os.environ), options=[], folder=folder, nice=args.worker_nice
+    )
     stack.callback(workers.stop)
     wait_until(workers.all_started, timeout=60, workers=workers)
     log(f"{args.workers} run_handlers workers started")
@@ -361,7 +370,8 @@ def run(args, where, stack, postmaster=None):
         "group page": f"/inspector/failures/{GROUP}/",
         "handlers page": "/inspector/handlers/",
     }
-    print(f"database: PostgreSQL ({where}); {args.workers} run_handlers workers running")
+    niced = f" under nice -n {args.worker_nice}" if args.worker_nice else ""
+    print(f"database: PostgreSQL ({where}); {args.workers} run_handlers workers running{niced}")
     print(f"load average before (1 min, {os.cpu_count()} CPUs): {os.getloadavg()[0]:.2f}")
     print(f"dead runs in the group: {failures.group_runs(GROUP).count():,}")
     cpu = CpuShare(workers, postmaster)

@@ -159,13 +159,15 @@ def setup_django():
 class Workers:
     """`manage.py run_handlers` subprocesses, stopped with SIGTERM (then SIGKILL) at exit."""
 
-    def __init__(self, *, count, env, options, folder):
+    def __init__(self, *, count, env, options, folder, nice=0):
         self.procs = []
         self.logs = []
         for n in range(count):
             path = Path(folder) / f"worker-{n}.log"
             self.logs.append(path)
             cmd = [sys.executable, "manage.py", "run_handlers", *options]
+            if nice:  # a lower CPU priority than the web process's, as `nice` in a Procfile
+                cmd = ["nice", "-n", str(nice), *cmd]
             cmd += ["--worker-id", f"bench-{os.getpid()}-{n}"]
             with path.open("wb") as output:
                 self.procs.append(
