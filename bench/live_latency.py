@@ -50,6 +50,8 @@ from benchlib import (  # noqa: E402
     percentile,
     process_cpu_s,
     ratio,
+    scratch_database,
+    throwaway_cluster,
 )
 
 from tests.services import free_port  # noqa: E402
@@ -93,6 +95,14 @@ def parse_args(argv=None):
         "--clients",
         type=int,
         help="Websocket clients (default: the target's, 50 embedded and 300 on Redis).",
+    )
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="postgres: a scratch database on DATABASE_URL's server (a throwaway cluster when "
+        "it is unset) instead of the SQLite file; with Redis, the scale-out deployment. On "
+        "PostgreSQL the hub has no commit marker to watch: pokes and its poll tell it.",
     )
     parser.add_argument("--rate", type=float, default=100.0, help="Appended events/s.")
     parser.add_argument("--duration", type=float, default=15.0, help="Seconds of appends.")
@@ -386,6 +396,17 @@ def run_mode(args, mode):
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="live-latency."))
         extra = {"INSPECTOR_SQLITE_PATH": str(Path(folder) / "bench.sqlite3"), "REDIS_URL": ""}
         where, servers = "", []
+        database = "fresh SQLite file, WAL"
+        if args.database == "postgres":
+            server = os.environ.get("DATABASE_URL")
+            database = "PostgreSQL, scratch database on DATABASE_URL's server"
+            if not server:
+                server, database, postmaster = stack.enter_context(throwaway_cluster())
+                servers.append(postmaster)
+                database = f"PostgreSQL, {database}"
+            extra["DATABASE_URL"] = stack.enter_context(
+                scratch_database(server, prefix="live_latency")
+            )
         if mode == "redis":
             url, where, redis_pid = stack.enter_context(redis_server(folder))
             extra["REDIS_URL"] = url
@@ -428,7 +449,7 @@ def run_mode(args, mode):
 
         poll = conf.setting("feed_poll_interval")
         print(f"hub poll interval s: {poll:g}" + ("" if args.poll_interval else " (default)"))
-        print("database: fresh SQLite file, WAL")
+        print(f"database: {database}")
         print(f"load average before (1 min, {os.cpu_count()} CPUs): {os.getloadavg()[0]:.2f}")
         cpu = cpu_counters(servers)
         started = time.monotonic()
