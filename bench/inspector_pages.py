@@ -115,6 +115,15 @@ def parse_args(argv=None):
         help="Events/s appended while the pages are timed again, with the store indexer "
         "running on its own (0 skips that phase).",
     )
+    parser.add_argument(
+        "--load-only",
+        action="store_true",
+        help="Load (and index) the database, then stop: with --postgres-database or "
+        "--sqlite-path, to time it later.",
+    )
+    parser.add_argument(
+        "--appenders", type=int, default=2, help="Processes that share the --offered rate."
+    )
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--appender", type=int, help=argparse.SUPPRESS)  # the phase's child
     return parser.parse_args(argv)
@@ -639,7 +648,12 @@ def report_cpu(before, after, wall, what):
 
 # The store indexer under offered load -------------------------------------------------------
 
-APPEND_TICK = 0.01  # the appender commits every 10 ms: rate × APPEND_TICK events each time
+# Each appender commits every 50 ms, rate × APPEND_TICK events each time. Commits of one store
+# are ordered by its global position counter's row lock, held to the commit, so small
+# transactions cap what all appenders together can write: 10-event commits every 10 ms from
+# three processes reached 364 events/s at 10M messages (each commit waited ~8 ms for the
+# server), 50 ms ones do not.
+APPEND_TICK = 0.05
 LAG_SAMPLE = 0.25  # seconds between looks at how far the indexer is behind
 DRAIN_TIMEOUT = 300
 
@@ -697,11 +711,14 @@ def append_offered(rate):
 
 
 class OfferedLoad:
-    """`manage.py index_store` and an appender child at `rate` events/s, and a thread that
-    samples how many stored messages the indexer has not read yet."""
+    """`manage.py index_store`, `appenders` appender children offering `rate` events/s in
+    all (one process could not: each commit of 10 events waits about 8 ms for the server here,
+    its indexes and the fsync), and a thread that samples how many stored messages the indexer
+    has not read yet."""
 
-    def __init__(self, rate):
+    def __init__(self, rate, appenders):
         self.rate = rate
+        self.count = appenders
         self.lags = []  # (seconds since start, messages behind)
         self.children = []
 
@@ -712,15 +729,19 @@ class OfferedLoad:
         self.indexer = subprocess.Popen(
             [sys.executable, "manage.py", "index_store"], cwd=ROOT, stdout=subprocess.DEVNULL
         )
-        self.appender = subprocess.Popen(
-            [sys.executable, __file__, "--appender", str(self.rate)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.children = [self.indexer, self.appender]
-        if self.appender.stdout.readline().strip() != "ready":
-            raise SystemExit("inspector_pages: the appender did not start")
+        self.appenders = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--appender", str(round(self.rate / self.count))],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(self.count)
+        ]
+        self.children = [self.indexer, *self.appenders]
+        for appender in self.appenders:
+            if appender.stdout.readline().strip() != "ready":
+                raise SystemExit("inspector_pages: an appender did not start")
         self.indexer_cpu = process_cpu_s(self.indexer.pid)  # its start-up, left out
         self.started = time.monotonic()
         self.sampling = True
@@ -739,11 +760,19 @@ class OfferedLoad:
             connection.close()
 
     def stop_appending(self):
-        """Stop the appender; returns what it said (appended, seconds, late ticks)."""
-        self.appender.send_signal(signal.SIGTERM)
-        out, _ = self.appender.communicate(timeout=60)
+        """Stop the appenders; returns what they said (appended, seconds, late ticks)."""
+        for appender in self.appenders:
+            appender.send_signal(signal.SIGTERM)
+        said = [
+            json.loads(appender.communicate(timeout=60)[0].strip().splitlines()[-1])
+            for appender in self.appenders
+        ]
         self.appended_at = time.monotonic()
-        return json.loads(out.strip().splitlines()[-1])
+        return {
+            "appended": sum(one["appended"] for one in said),
+            "seconds": max(one["seconds"] for one in said),
+            "late_ticks": sum(one["late_ticks"] for one in said),
+        }
 
     def drain(self):
         """Seconds the indexer took, after the last append, to have read everything."""
@@ -770,10 +799,11 @@ def run_offered_load(args, client, picks, slow):
     """The issue's pages timed again while `--offered` events/s are appended and the store
     indexer follows them on its own; prints the pages' p95 and how far behind it fell."""
     print(
-        f"with {args.offered:,} events/s offered (OrderPlaced, commits every "
-        f"{APPEND_TICK * 1000:.0f} ms) and the store indexer in its own process:"
+        f"with {args.offered:,} events/s offered (OrderPlaced, {args.appenders} appender "
+        f"processes, each committing every {APPEND_TICK * 1000:.0f} ms) and the store indexer "
+        "in its own process:"
     )
-    with OfferedLoad(args.offered) as load:
+    with OfferedLoad(args.offered, args.appenders) as load:
         cpu, started = cpu_counters(), time.monotonic()
         time.sleep(3.0)  # the indexer's first steps and the appender's pace settle
         for name, urls in page_urls(picks, max(args.requests // 2, 10)).items():
@@ -1168,8 +1198,11 @@ def run_pages(args, where):
     else:
         loaded = load(args)
     started = time.monotonic()
-    indexed = catch_up(leave=args.tail)
+    indexed = catch_up(leave=0 if args.load_only else args.tail)
     indexing = time.monotonic() - started
+    if args.load_only:
+        print(f"loaded and indexed: {Message.objects.count():,} messages ({indexing:.0f} s index)")
+        return
     settled = settle_database(args)
 
     user = get_user_model().objects.filter(username="bench-admin").first()
