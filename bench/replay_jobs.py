@@ -65,9 +65,10 @@ def parse_args(argv=None):
     parser.add_argument(
         "--worker-nice",
         type=int,
-        default=0,
+        default=10,
         metavar="N",
-        help="Start the workers under `nice -n N` (a lower CPU priority than the pages').",
+        help="Start the workers under `nice -n N`, a lower CPU priority than the pages', as the "
+        "Procfile does (WORKER_NICE, 10); 0 runs them as the pages run.",
     )
     parser.add_argument(
         "--explain",
