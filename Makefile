@@ -26,7 +26,7 @@ $(STAMP): requirements.txt | $(VPY)
 run: venv
 	$(VPY) manage.py migrate --noinput
 	$(VPY) manage.py bookshelf_demo
-	$(VPY) manage.py ensure_local_staff
+	$(VPY) manage.py ensure_local_staff --url http://$(HOST):$(PORT)/admin/
 	exec $(VENV)/bin/daphne -b $(HOST) -p $(PORT) bookshelf.asgi:application
 
 # The Procfile's production shape (daphne, workers, the store indexer; DEBUG off) on a
