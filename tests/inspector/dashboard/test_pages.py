@@ -367,6 +367,8 @@ def test_the_handlers_table_alone_answers_htmx_polls(operator, shop):
 def test_pause_and_resume_switch_the_handler_state(operator, shop):
     pause = reverse("inspector:handler-pause", args=[NOTIFY])
     resume = reverse("inspector:handler-resume", args=[NOTIFY])
+    page = operator.get(reverse("inspector:handlers")).content.decode()
+    assert f'action="{pause}" hx-post="{pause}"' in page and resume not in page
 
     response = operator.post(pause)
     assert response.status_code == 302
@@ -374,7 +376,8 @@ def test_pause_and_resume_switch_the_handler_state(operator, shop):
     rows = handler_rows(operator.get(reverse("inspector:handlers")))
     assert rows[NOTIFY].paused and not rows[INVENTORY].paused
     page = operator.get(reverse("inspector:handlers")).content.decode()
-    assert resume in page and "Paused" in page
+    assert f'action="{resume}" hx-post="{resume}"' in page and "Paused" in page
+    assert f'action="{pause}"' not in page
 
     response = operator.post(resume, **HTMX)
     assert response.status_code == 200
