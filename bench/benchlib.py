@@ -77,8 +77,9 @@ def own_cpu_s():
 
 
 @contextlib.contextmanager
-def scratch_database(server_url, *, prefix="inspector_bench"):
-    """A fresh database on the server of `server_url`, dropped at exit; yields its URL."""
+def scratch_database(server_url, *, prefix="inspector_bench", template=None):
+    """A fresh database on the server of `server_url` (a copy of `template`, which nobody may
+    be connected to, if given), dropped at exit; yields its URL."""
     import dj_database_url
     import psycopg
 
@@ -92,7 +93,7 @@ def scratch_database(server_url, *, prefix="inspector_bench"):
     }
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(**params, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     try:
         yield server_url.rsplit("/", 1)[0] + "/" + name
     finally:

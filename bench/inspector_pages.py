@@ -712,9 +712,7 @@ def append_offered(rate):
 
 class OfferedLoad:
     """`manage.py index_store`, `appenders` appender children offering `rate` events/s in
-    all (one process could not: each commit of 10 events waits about 8 ms for the server here,
-    its indexes and the fsync), and a thread that samples how many stored messages the indexer
-    has not read yet."""
+    all, and a thread that samples how many stored messages the indexer has not read yet."""
 
     def __init__(self, rate, appenders):
         self.rate = rate

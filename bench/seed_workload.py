@@ -57,14 +57,19 @@ class RoundTrips:
     """What one connection sends PostgreSQL: statements, commits, and the round trips they
     took, counted in libpq's trace of the protocol (each Sync of the extended protocol and
     each simple Query waits for the server: a statement, a COMMIT, a BEGIN psycopg sends on
-    its own, or a pipeline of several)."""
+    its own, or a pipeline of several). It also keeps them in order, with their parameters
+    and whether each ran in autocommit, for `postgres_floor` to send again."""
 
     def __init__(self, trace_path):
         self.statements = self.commits = self.rollbacks = 0
         self.trace_path = trace_path
+        self.entries = []
 
     def __call__(self, execute, sql, params, many, context):
+        from django.db import connection
+
         self.statements += 1
+        self.entries.append(("execute", sql, params, many, connection.get_autocommit()))
         return execute(sql, params, many, context)
 
     def start(self):
@@ -81,10 +86,12 @@ class RoundTrips:
 
         def counted_commit():
             self.commits += 1
+            self.entries.append(("commit",))
             return commit()
 
         def counted_rollback():
             self.rollbacks += 1
+            self.entries.append(("rollback",))
             return rollback()
 
         connection._commit, connection._rollback = counted_commit, counted_rollback
@@ -180,71 +187,19 @@ def sql_floor(statements_path, empty_copy):
     return elapsed, len(statements), commits
 
 
-class PostgresLog:
-    """Every statement the workload's connection sends for the first iterations, with its
-    parameters and whether it ran in autocommit, and every COMMIT and ROLLBACK, in order."""
-
-    def __init__(self):
-        self.entries = []
-
-    def __call__(self, execute, sql, params, many, context):
-        from django.db import connection
-
-        self.entries.append(("execute", sql, params, many, connection.get_autocommit()))
-        return execute(sql, params, many, context)
-
-    def start(self):
-        from django.db import connection
-
-        connection.execute_wrappers.append(self)
-        commit, rollback = self.previous = connection._commit, connection._rollback
-
-        def logged_commit():
-            self.entries.append(("commit",))
-            return commit()
-
-        def logged_rollback():
-            self.entries.append(("rollback",))
-            return rollback()
-
-        connection._commit, connection._rollback = logged_commit, logged_rollback
-
-    def stop(self):
-        from django.db import connection
-
-        connection.execute_wrappers.remove(self)
-        connection._commit, connection._rollback = self.previous
-
-    def commits(self):
-        return sum(1 for entry in self.entries if entry[0] == "commit")
-
-
-@contextlib.contextmanager
-def empty_copy_of(connection):
-    """A copy of `connection`'s database as it is now (freshly migrated), dropped at exit;
-    yields psycopg's connection parameters for it, as Django would connect (server-side
+def empty_copy_of(connection, server, stack):
+    """A copy, on `server`, of `connection`'s database as it is now (freshly migrated),
+    dropped at exit; psycopg's connection parameters for it, as Django connects (server-side
     binding, prepared statements, its adapters), without the pool."""
-    import uuid
-
-    import psycopg
+    from bench.benchlib import scratch_database
 
     params = connection.get_connection_params()
     params.pop("pool", None)
-    name = params["dbname"]
-    copy = f"{name}_empty_{uuid.uuid4().hex[:6]}"
     connection.close()
     if hasattr(connection, "close_pool"):
         connection.close_pool()  # CREATE DATABASE ... TEMPLATE needs the template unused
-    admin_params = {**params, "dbname": "postgres"}
-    for key in ("cursor_factory", "context", "prepare_threshold"):
-        admin_params.pop(key, None)
-    with psycopg.connect(**admin_params, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
-    try:
-        yield {**params, "dbname": copy}
-    finally:
-        with psycopg.connect(**admin_params, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+    copy = stack.enter_context(scratch_database(server, template=params["dbname"]))
+    return {**params, "dbname": copy.rsplit("/", 1)[1]}
 
 
 def postgres_floor(log, params):
@@ -324,14 +279,12 @@ def main():
         first_new = last.global_position + 1 if last else 0
         runs_before = HandlerRun.objects.exclude(status="succeeded").count()
 
-        statements = trips = pg_log = None
+        statements = trips = None
         if postgres:
             limit = one_row_commits_per_second()
-            pg_copy = stack.enter_context(empty_copy_of(connection))
+            pg_copy = empty_copy_of(connection, server, stack)
             trips = RoundTrips(str(Path(tmp) / "libpq.trace"))
             trips.start()
-            pg_log = PostgresLog()
-            pg_log.start()
         elif not args.sqlite_path:  # a fresh file: keep an empty copy to replay the SQL on
             empty_copy = str(Path(tmp) / "empty.sqlite3")
             shutil.copy(str(Path(tmp) / "bench.sqlite3"), empty_copy)
@@ -356,7 +309,6 @@ def main():
                 if statements is not None:
                     statements.stop()
                 if trips is not None:
-                    pg_log.stop()  # first: it wraps what trips put in place
                     trips.stop()
         elapsed = time.perf_counter() - started
         if postgres:
@@ -397,7 +349,7 @@ def main():
                 f"its server process {server_cpu * 1000 / args.iterations:.2f} "
                 f"(wall {elapsed * 1000 / args.iterations:.2f})"
             )
-            floor_s, floor_cpu = postgres_floor(pg_log, pg_copy)
+            floor_s, floor_cpu = postgres_floor(trips, pg_copy)
             floor_ms = floor_s * 1000 / logged
             print(
                 f"SQL floor ms per iteration (the first {logged} iterations' statements and "
