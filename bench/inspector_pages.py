@@ -670,6 +670,7 @@ def append_offered(rate):
     from django.utils import timezone
 
     from bookshelf.events import OrderPlaced
+    from inspector.domain.identity import new_id
     from inspector.runtime import store
     from inspector.runtime.unit_of_work import Cause
 
@@ -690,7 +691,7 @@ def append_offered(rate):
         tick += 1
         entries = []
         for _ in range(per_tick):
-            order = uuid.uuid4()
+            order = new_id()  # as an Order added through the domain gets
             event = OrderPlaced(
                 order_id=order, customer_name=rng.choice(customers), total_items=rng.randint(1, 4)
             )

@@ -1,9 +1,9 @@
 """The event store and the record of every handler run."""
 
-import uuid
-
 from django.conf import settings
 from django.db import models
+
+from inspector.domain.identity import new_id
 
 
 class MessageKind(models.TextChoices):
@@ -25,7 +25,7 @@ class MessageQuerySet(models.QuerySet):
 class Message(models.Model):
     """One stored event or command. Rows are written once and never changed."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
     kind = models.CharField(max_length=10, choices=MessageKind.choices)
     type = models.CharField(max_length=255)
     stream = models.CharField(max_length=255)
@@ -94,7 +94,7 @@ class HandlerRunQuerySet(models.QuerySet):
 class HandlerRun(models.Model):
     """One handler's processing of one message: status, timing, outcome and what it raised."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
     # Indexed through the (message, handler) unique constraint; a second index would only cost.
     message = models.ForeignKey(
         Message, on_delete=models.PROTECT, related_name="runs", db_index=False

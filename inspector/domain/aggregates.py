@@ -6,6 +6,7 @@ import uuid
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from inspector.domain.identity import new_id
 from inspector.exceptions import IncorrectUsageError
 
 
@@ -61,7 +62,10 @@ class Entity(models.Model):
 class AggregateRoot(models.Model):
     """A consistency boundary: a versioned row whose changes are announced as events."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Time-ordered (see inspector/domain/identity.py): the aggregate's table and its stream's
+    # indexes grow at their right edge. An aggregate whose creation time must not show in its
+    # id declares its own `id` (default=uuid.uuid4).
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
     version = models.PositiveIntegerField(default=0, editable=False)
 
     _domain = None  # set by @domain.aggregate

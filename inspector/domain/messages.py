@@ -7,6 +7,7 @@ import uuid
 from django.core.exceptions import ValidationError as DjangoValidationError
 
 from inspector.domain.fields import Field
+from inspector.domain.identity import new_id
 from inspector.exceptions import ValidationError
 
 
@@ -113,7 +114,7 @@ class BaseMessage(BaseContainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         object.__setattr__(self, "_metadata", None)
-        object.__setattr__(self, "_id", uuid.uuid4())
+        object.__setattr__(self, "_id", new_id())
 
     def _with_metadata(self, metadata):
         object.__setattr__(self, "_metadata", metadata)

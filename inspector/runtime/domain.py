@@ -3,7 +3,6 @@
 import random
 import re
 import time
-import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from django.utils.module_loading import import_string
 
 from inspector import conf
 from inspector.domain.aggregates import AggregateRoot, Entity
+from inspector.domain.identity import new_id
 from inspector.domain.messages import BaseCommand, BaseEvent, BaseMessage, BaseValueObject
 from inspector.exceptions import ConfigurationError, IncorrectUsageError
 from inspector.runtime import capture, names
@@ -321,14 +321,14 @@ class Domain:
         spec = self._command_handler_for[type(command)]
         category = self.stream_category(command._part_of)
         identity = command._identity()
-        stream = f"{category}:command-{identity or uuid.uuid4()}"
+        stream = f"{category}:command-{identity or new_id()}"
         parent = current_cause() or Cause.root(correlation_id)
         with unit_of_work(self) as uow:
             entry = uow.append(command, stream=stream, cause=parent, new_stream=identity is None)
             if asynchronous:  # a worker runs the handler; the caller gets the command's id
                 uow.explicit_runs.append(self.dispatcher.pending_command_run(entry, spec))
                 return command._id
-            run_id = uuid.uuid4()
+            run_id = new_id()
             cause = Cause(
                 message_id=str(command._id),
                 correlation_id=parent.correlation_id,

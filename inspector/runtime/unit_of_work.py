@@ -1,6 +1,5 @@
 """One transaction: aggregate writes, the messages they raised, and the handler runs those need."""
 
-import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -8,6 +7,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from inspector.domain.identity import new_id
 from inspector.runtime import signals, store
 
 
@@ -24,7 +24,7 @@ class Cause:
 
     @classmethod
     def root(cls, correlation_id=None):
-        return cls(None, str(correlation_id or uuid.uuid4()), None, None)
+        return cls(None, str(correlation_id or new_id()), None, None)
 
     @classmethod
     def of_run(cls, run, row):

@@ -66,6 +66,30 @@ def test_positions_are_gapless_per_stream_and_global_positions_follow_commits(do
     )
 
 
+def test_new_ids_sort_in_the_order_they_were_made(domain, add_book):
+    """Messages, runs, correlations and aggregates get UUIDv7 ids, so the indexes keyed by
+    them grow at their right edge instead of at a random page of a big store."""
+    books = [add_book(title=f"Book {n}") for n in range(3)]
+    order_id = domain.process(
+        PlaceOrder(customer_name="Alice", items=[{"book_id": str(books[0].id), "quantity": 1}])
+    )
+    domain.process(ConfirmOrder(order_id=order_id))
+
+    def in_order(ids):
+        return len(ids) > 1 and all(i.version == 7 for i in ids) and ids == sorted(ids)
+
+    messages = list(Message.objects.order_by("global_position"))
+    assert len(messages) >= 8
+    assert in_order([m.id for m in messages])
+    runs = sorted(HandlerRun.objects.all(), key=lambda run: (run.global_position, run.id))
+    assert len(runs) >= 5 and in_order(
+        [run.id for run in runs]
+    )  # a message's runs, then the next's
+    correlations = list(dict.fromkeys(m.correlation_id for m in messages))
+    assert len(correlations) == 5 and in_order(correlations)  # three books, place, confirm
+    assert in_order([book.id for book in books] + [Order.objects.get(pk=order_id).id])
+
+
 def test_stale_expected_version_from_a_second_connection_writes_nothing(domain):
     stream = "warehouse::inventory-abc"
     with unit_of_work(domain) as uow:

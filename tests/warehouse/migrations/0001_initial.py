@@ -4,7 +4,7 @@ import django.core.serializers.json
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import uuid
+import inspector.domain.identity
 from django.db import migrations, models
 
 
@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Book',
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ('id', models.UUIDField(default=inspector.domain.identity.new_id, editable=False, primary_key=True, serialize=False)),
                 ('version', models.PositiveIntegerField(default=0, editable=False)),
                 ('title', models.CharField(max_length=200)),
                 ('author', models.CharField(max_length=150)),
@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Order',
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ('id', models.UUIDField(default=inspector.domain.identity.new_id, editable=False, primary_key=True, serialize=False)),
                 ('version', models.PositiveIntegerField(default=0, editable=False)),
                 ('customer_name', models.CharField(max_length=150)),
                 ('customer_email', models.EmailField(blank=True, max_length=254)),
@@ -83,7 +83,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Inventory',
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ('id', models.UUIDField(default=inspector.domain.identity.new_id, editable=False, primary_key=True, serialize=False)),
                 ('version', models.PositiveIntegerField(default=0, editable=False)),
                 ('title', models.CharField(max_length=200)),
                 ('in_stock', models.IntegerField(default=0)),
