@@ -26,6 +26,10 @@ OrderPlaced); a stream page and a message page, each request on a different cust
 message; the streams index, the handlers page and /metrics (whole-history counts); and, beside
 them, the other inspector pages with fewer requests. Prints one figure a line; for a page whose
 p95 is over the target, the slowest queries of one request with their EXPLAIN.
+
+`--store-appends SECONDS` times the store instead of the pages: `--appenders` processes append
+as fast as it takes them, and it prints events/s, the appenders' CPU an event and, on
+PostgreSQL, the WAL an event wrote.
 """
 
 import argparse
@@ -123,6 +127,14 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--appenders", type=int, default=2, help="Processes that share the --offered rate."
+    )
+    parser.add_argument(
+        "--store-appends",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="Instead of timing the pages: --appenders processes append as fast as the store "
+        "takes them, 25-event commits, for this long (the store's own append rate).",
     )
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--appender", type=int, help=argparse.SUPPRESS)  # the phase's child
@@ -654,6 +666,7 @@ def report_cpu(before, after, wall, what):
 # three processes reached 364 events/s at 10M messages (each commit waited ~8 ms for the
 # server), 50 ms ones do not.
 APPEND_TICK = 0.05
+FLAT_OUT_BATCH = 25  # events a commit when appending flat out (--store-appends)
 LAG_SAMPLE = 0.25  # seconds between looks at how far the indexer is behind
 DRAIN_TIMEOUT = 300
 
@@ -662,7 +675,8 @@ def append_offered(rate):
     """The `--appender` child: appends OrderPlaced events to new order streams at `rate` a
     second until SIGTERM, open loop (a commit every APPEND_TICK whatever the last one took,
     as many producers would), then prints what it appended as JSON. The events go to the
-    store without handler runs: what is offered is the indexer's input, not the workers'."""
+    store without handler runs: what is offered is the indexer's input, not the workers'.
+    Rate 0: FLAT_OUT_BATCH events a commit, one commit after another."""
     import django
 
     django.setup()
@@ -678,13 +692,15 @@ def append_offered(rate):
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     rng = random.Random(7)
     customers = [f"{first} {last}" for last in LAST for first in FIRST][:2000]
-    per_tick = max(1, round(rate * APPEND_TICK))
+    per_tick = max(1, round(rate * APPEND_TICK)) if rate else FLAT_OUT_BATCH
     appended = late = tick = 0
     print("ready", flush=True)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     while not stopping:
         pause = started + tick * APPEND_TICK - time.perf_counter()
-        if pause > 0:
+        if not rate:
+            pass
+        elif pause > 0:
             time.sleep(pause)
         elif pause < -APPEND_TICK:
             late += 1
@@ -708,16 +724,19 @@ def append_offered(rate):
             store.append(entries)
         appended += per_tick
     elapsed = time.perf_counter() - started
-    print(json.dumps({"appended": appended, "seconds": elapsed, "late_ticks": late}), flush=True)
+    said = {"appended": appended, "seconds": elapsed, "late_ticks": late}
+    print(json.dumps({**said, "cpu_s": time.process_time() - cpu}), flush=True)
 
 
 class OfferedLoad:
     """`manage.py index_store`, `appenders` appender children offering `rate` events/s in
-    all, and a thread that samples how many stored messages the indexer has not read yet."""
+    all (0: each as fast as the store takes them), and a thread that samples how many stored
+    messages the indexer has not read yet. Without `indexer`, only the appenders."""
 
-    def __init__(self, rate, appenders):
+    def __init__(self, rate, appenders, *, indexer=True):
         self.rate = rate
         self.count = appenders
+        self.with_indexer = indexer
         self.lags = []  # (seconds since start, messages behind)
         self.children = []
 
@@ -725,9 +744,11 @@ class OfferedLoad:
         import subprocess
         import threading
 
-        self.indexer = subprocess.Popen(
-            [sys.executable, "manage.py", "index_store"], cwd=ROOT, stdout=subprocess.DEVNULL
-        )
+        self.indexer = None
+        if self.with_indexer:
+            self.indexer = subprocess.Popen(
+                [sys.executable, "manage.py", "index_store"], cwd=ROOT, stdout=subprocess.DEVNULL
+            )
         self.appenders = [
             subprocess.Popen(
                 [sys.executable, __file__, "--appender", str(round(self.rate / self.count))],
@@ -737,15 +758,16 @@ class OfferedLoad:
             )
             for _ in range(self.count)
         ]
-        self.children = [self.indexer, *self.appenders]
+        self.children = [c for c in (self.indexer, *self.appenders) if c is not None]
         for appender in self.appenders:
             if appender.stdout.readline().strip() != "ready":
                 raise SystemExit("inspector_pages: an appender did not start")
-        self.indexer_cpu = process_cpu_s(self.indexer.pid)  # its start-up, left out
         self.started = time.monotonic()
-        self.sampling = True
-        self.sampler = threading.Thread(target=self._sample, daemon=True)
-        self.sampler.start()
+        self.sampling = self.indexer is not None
+        if self.sampling:
+            self.indexer_cpu = process_cpu_s(self.indexer.pid)  # its start-up, left out
+            self.sampler = threading.Thread(target=self._sample, daemon=True)
+            self.sampler.start()
         return self
 
     def _sample(self):
@@ -771,6 +793,7 @@ class OfferedLoad:
             "appended": sum(one["appended"] for one in said),
             "seconds": max(one["seconds"] for one in said),
             "late_ticks": sum(one["late_ticks"] for one in said),
+            "cpu_s": sum(one["cpu_s"] for one in said),
         }
 
     def drain(self):
@@ -783,8 +806,9 @@ class OfferedLoad:
         return time.monotonic() - self.appended_at
 
     def __exit__(self, *exc):
-        self.sampling = False
-        self.sampler.join(timeout=5)
+        if self.sampling:
+            self.sampling = False
+            self.sampler.join(timeout=5)
         for child in self.children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -838,6 +862,46 @@ def run_offered_load(args, client, picks, slow):
         f"({indexer_cpu / max(1, appended['appended']) * 1e6:.0f} µs a message offered); "
         f"target: keeps up (behind stays bounded, no growth from first half to second)"
     )
+
+
+def run_store_appends(args):
+    """The store's own append rate: `--appenders` processes appending as fast as it takes
+    them, with no indexer and no pages; on PostgreSQL also the WAL each event cost, whose
+    full-page images tell how many index pages an append dirtied for the first time since the
+    last checkpoint (the random ones, in a store bigger than memory)."""
+    from django.db import connection
+
+    def wal():
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
+            return cursor.fetchone()
+
+    print(
+        f"store appends: {args.appenders} appender processes, {FLAT_OUT_BATCH}-event commits "
+        f"(OrderPlaced to new order streams) as fast as the store takes them, for "
+        f"{args.store_appends:.0f} s; no indexer, no pages:"
+    )
+    before, cpu = wal(), cpu_counters()
+    with OfferedLoad(0, args.appenders, indexer=False) as load:
+        time.sleep(args.store_appends)
+        appended = load.stop_appending()
+    after = wal()
+    report_cpu(cpu, cpu_counters(), appended["seconds"], "the appends")
+    count = max(1, appended["appended"])
+    rate = count / appended["seconds"]
+    print(
+        f"  appended: {count:,} events in {appended['seconds']:.1f} s: {rate:,.0f} events/s "
+        f"(the issue offers 1,000/s: {ratio(rate, 1000)}); the appenders' CPU "
+        f"{appended['cpu_s'] / count * 1e6:.0f} µs an event"
+    )
+    if before is not None:
+        records, images, size = (float(a - b) / count for a, b in zip(after, before, strict=True))
+        print(
+            f"  WAL an event: {records:.1f} records, {images:.2f} full-page images, "
+            f"{size:,.0f} bytes"
+        )
 
 
 # PostgreSQL (as bench/worker_throughput.py and scripts/test-all start one) -------------------
@@ -1225,6 +1289,9 @@ def run_pages(args, where):
         print(f"streams: {streams:,}")
         print(f"load s: {seconds:.1f} ({(messages + runs) / seconds:,.0f} rows/s)")
     print(f"database size MB: {database_size() / 2**20:,.0f}")
+    if args.store_appends:
+        run_store_appends(args)
+        return
     print(
         f"store indexer s: {indexing:.1f} ({indexed:,} messages, {indexed / indexing:,.0f}/s;"
         f" {args.tail:,} left for the tail)"
@@ -1273,7 +1340,7 @@ def run_pages(args, where):
 
 def main():
     args = parse_args()
-    if args.appender:
+    if args.appender is not None:
         append_offered(args.appender)
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the cluster
