@@ -9,6 +9,7 @@ from django.utils.http import urlencode
 from bookshelf.models import Book, Inventory, Notification, Order, OrderItem
 from bookshelf.selectors import LOW_STOCK
 from bookshelf.submissions import message_name
+from inspector.runtime.names import short_id
 
 
 def _stream_link(aggregate):
@@ -130,7 +131,7 @@ class OrderAdmin(ReadOnlyAdmin):
 
     @admin.display(description="order", ordering="id")
     def short_id(self, order):
-        return str(order.id)[:8]
+        return short_id(order.id)
 
     @admin.display(description="items", ordering="item_count")
     def item_count(self, order):
@@ -205,5 +206,5 @@ class NotificationAdmin(ReadOnlyAdmin):
         return format_html(
             '<a href="{}">{}</a>',
             reverse("admin:bookshelf_order_change", args=[notification.order_id]),
-            str(notification.order_id)[:8],
+            short_id(notification.order_id),
         )

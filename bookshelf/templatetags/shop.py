@@ -6,9 +6,10 @@ from django import template
 from django.urls import reverse
 
 from bookshelf.submissions import message_name as _message_name
-from inspector.runtime.names import short_handler
+from inspector.runtime.names import short_handler, short_id
 
 register = template.Library()
+register.filter("short_id", short_id)
 
 
 @register.simple_tag

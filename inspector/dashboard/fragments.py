@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from inspector.dashboard.formatting import ROWS, format_ms
-from inspector.runtime.names import short_handler, short_type
+from inspector.runtime.names import short_handler, short_id, short_type
 
 NO_RUNS = mark_safe('<span class="muted">—</span>')
 
@@ -194,7 +194,7 @@ def search_row(message, *, show_data):
         message.stream,
         message.position,
         route_url("inspector:flow", message.correlation_id),
-        str(message.correlation_id)[:8],
+        short_id(message.correlation_id),
         run_badges(message.listed_runs),
         data,
     )

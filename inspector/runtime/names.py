@@ -3,7 +3,7 @@
 A message type is `f"{domain}.{Class}.v{version}"` and a handler `f"{domain}.{Class}"`
 (`inspector.runtime.domain` names them with `message_type` and `handler_name`). Every layer
 above the runtime, the admin and a host project shorten them with `short_type` and
-`short_handler`, so a name is cut one way wherever it is shown.
+`short_handler`, so a name is cut one way wherever it is shown; an id, with `short_id`.
 """
 
 
@@ -35,6 +35,15 @@ def short_type(type_name, *, whole=False):
     if len(parts) >= 3:
         return parts[-2]
     return text if whole else parts[-1]
+
+
+def short_id(value):
+    """`01a233f9-15e9-74c7-8568-de6a121318f7` → `121318f7`: an id's last eight hex digits.
+
+    Not its first: a UUIDv7 (inspector/domain/identity.py) starts with the time, the same
+    eight digits for every id made in the same minute; its end is random, as a v4's is.
+    """
+    return str(value)[-8:]
 
 
 def short_handler(name):

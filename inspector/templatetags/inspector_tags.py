@@ -7,13 +7,14 @@ from django import template
 
 from inspector.dashboard import fragments as rows
 from inspector.dashboard.formatting import ROWS, format_ms
-from inspector.runtime.names import short_handler, short_type
+from inspector.runtime.names import short_handler, short_id, short_type
 from inspector.services import payload_diff
 
 register = template.Library()
 
 register.filter("short_type", short_type)
 register.filter("short_handler", short_handler)
+register.filter("short_id", short_id)
 
 
 @register.filter

@@ -156,6 +156,18 @@ def test_orders_list_shows_status_badges_and_filters_by_status(
     assert "Pending Pat" not in confirmed and "Shipped Sam" not in confirmed
 
 
+def test_orders_placed_in_the_same_minute_have_different_short_ids(shopper, add_book, place_order):
+    """Ids are UUIDv7, whose first digits are the time: the short form is the random end."""
+    book = add_book()
+    orders = [place_order([(book, 1)], customer_name=f"Reader {n}") for n in range(3)]
+    html = shopper.get("/orders/").content.decode()
+    shown = re.findall(r'<a href="/orders/([0-9a-f-]+)/">([0-9a-f]+)</a>', html)
+    assert sorted(shown) == sorted((str(o.id), str(o.id)[-8:]) for o in orders)
+    assert len({short for _, short in shown}) == 3
+    detail = shopper.get(f"/orders/{orders[0].id}/").content.decode()
+    assert f"<h1>Order {str(orders[0].id)[-8:]} " in detail
+
+
 def test_order_page_shows_items_total_history_and_notifications(
     shopper, add_book, place_order, advance
 ):

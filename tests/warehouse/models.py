@@ -8,6 +8,7 @@ from django.utils import timezone
 from inspector.aggregates import AggregateRoot, Entity, ValueObjectField
 from inspector.exceptions import DomainError
 from inspector.fields import Float, String
+from inspector.runtime.names import short_id
 from tests.warehouse.domain import domain
 from tests.warehouse.events import (
     BookAdded,
@@ -76,7 +77,7 @@ class Order(AggregateRoot):
         ordering = ["-placed_at"]
 
     def __str__(self):
-        return f"Order {str(self.id)[:8]} for {self.customer_name}"
+        return f"Order {short_id(self.id)} for {self.customer_name}"
 
     @classmethod
     def place(cls, *, customer_name, lines, customer_email=""):

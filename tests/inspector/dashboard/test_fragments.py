@@ -55,7 +55,7 @@ SEARCH_ROW = (
     "<td><a href=\"{% url 'inspector:stream' message.stream %}#position-{{ message.position }}\">"
     '<code>{{ message.stream }}</code></a> <span class="muted">@{{ message.position }}</span></td>'
     "<td><a href=\"{% url 'inspector:flow' message.correlation_id %}\">"
-    '<code>{{ message.correlation_id|stringformat:"s"|slice:":8" }}</code></a></td>'
+    "<code>{{ message.correlation_id|short_id }}</code></a></td>"
     + RUNS_CELL
     + '{% if show_data %}<td><code class="payload-line">{{ message.data_text }}</code></td>'
     "{% endif %}</tr>"
