@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.AlterField(
-                    model_name="book",
+                    model_name=model,
                     name="id",
                     field=models.UUIDField(
                         default=inspector.domain.identity.new_id,
@@ -22,27 +22,8 @@ class Migration(migrations.Migration):
                         primary_key=True,
                         serialize=False,
                     ),
-                ),
-                migrations.AlterField(
-                    model_name="inventory",
-                    name="id",
-                    field=models.UUIDField(
-                        default=inspector.domain.identity.new_id,
-                        editable=False,
-                        primary_key=True,
-                        serialize=False,
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="order",
-                    name="id",
-                    field=models.UUIDField(
-                        default=inspector.domain.identity.new_id,
-                        editable=False,
-                        primary_key=True,
-                        serialize=False,
-                    ),
-                ),
+                )
+                for model in ("book", "inventory", "order")
             ]
         ),
     ]

@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.AlterField(
-                    model_name="handlerrun",
+                    model_name=model,
                     name="id",
                     field=models.UUIDField(
                         default=inspector.domain.identity.new_id,
@@ -23,17 +23,8 @@ class Migration(migrations.Migration):
                         primary_key=True,
                         serialize=False,
                     ),
-                ),
-                migrations.AlterField(
-                    model_name="message",
-                    name="id",
-                    field=models.UUIDField(
-                        default=inspector.domain.identity.new_id,
-                        editable=False,
-                        primary_key=True,
-                        serialize=False,
-                    ),
-                ),
+                )
+                for model in ("handlerrun", "message")
             ]
         ),
     ]
