@@ -226,6 +226,10 @@ class Workload:
         self.target = messages
         self.sqlite = vendor == "sqlite"
         scale = messages / 1_000_000
+        # Flows (2.55 messages each on average) are spread over the 30 days before yesterday;
+        # a flow's own steps take milliseconds.
+        self.clock = now - timedelta(days=31)
+        self.flow_step = timedelta(days=30) / (messages / 2.55)
         self.customers = [f"{f} {last}" for last in LAST for f in FIRST][:2000]
         self.books = []
         for _ in range(max(20, round(3300 * scale))):
@@ -255,17 +259,17 @@ class Workload:
         self.positions = {}
         self.global_position = 0
         self.flows = 0
-        # Flows (2.55 messages each on average) are spread over the 30 days before yesterday;
-        # a flow's own steps take milliseconds.
-        self.clock = now - timedelta(days=31)
-        self.flow_step = timedelta(days=30) / (messages / 2.55)
         self.messages, self.runs, self.attempts = [], [], []
         self.groups = {}  # (handler, error type) -> failure group key
 
     # Values as each database takes them (the ORM's own adaptation, without its per-row cost).
 
     def uuid(self):
-        return uuid.UUID(int=self.rng.getrandbits(128), version=4)
+        """A UUIDv7 at the workload's clock, shaped as the runtime makes them
+        (inspector/domain/identity.py): 48 bits of milliseconds, then random bits."""
+        value = int(self.clock.timestamp() * 1000) << 80 | self.rng.getrandbits(80)
+        value = value & ~(0xF << 76) | 7 << 76  # version 7
+        return uuid.UUID(int=value & ~(0x3 << 62) | 0x2 << 62)  # RFC 9562's variant
 
     def u(self, value):
         if value is None:
