@@ -64,7 +64,7 @@ class AggregateRoot(models.Model):
 
     # Time-ordered (see inspector/domain/identity.py): the aggregate's table and its stream's
     # indexes grow at their right edge. An aggregate whose creation time must not show in its
-    # id declares its own `id` (default=uuid.uuid4).
+    # id, or whose id is handed out as a secret, declares its own `id` (default=uuid.uuid4).
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
     version = models.PositiveIntegerField(default=0, editable=False)
 

@@ -1,8 +1,9 @@
-"""New identities for what the store writes: messages, handler runs, correlations.
+"""New identities: messages, handler runs, correlations and aggregates.
 
-UUIDv7 (RFC 9562), not v4: its first 48 bits are the time in milliseconds and the rest counts
-up within one, so a new id sorts after the ones before it. Each index keyed by one (a
-message's and a run's primary key, a run's (message, handler), a message's correlation) then
+UUIDv7 (RFC 9562), not v4: its first 48 bits are the time in milliseconds, then a counter
+within one and random bits, so a new id sorts after the ones before it. Each index keyed by
+one (a message's and a run's primary key, a run's (message, handler), a message's
+correlation, and through an aggregate's id in its stream's name, (stream, position)) then
 grows at its right edge instead of at a random page: at ten million messages those pages are
 no longer in memory, and every random one came back as a full-page image in the WAL after
 each checkpoint.
