@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from inspector.dashboard.formatting import ROWS, format_ms
-from inspector.runtime.names import short_handler, short_id, short_type
+from inspector.runtime.names import short_handler, short_id, short_stream, short_type
 
 NO_RUNS = mark_safe('<span class="muted">—</span>')
 
@@ -158,7 +158,7 @@ def feed_row(message, runs, *, oob=False):
         route_url("inspector:message", message.id),
         short_type(message.type),
         message.stream,
-        message.stream,
+        short_stream(message.stream),
         message.position,
         time_element(message.time, "%H:%M:%S.%f", digits=12),
         run_badges(runs, empty=mark_safe('<span class="muted">no handlers</span>')),

@@ -3,8 +3,13 @@
 A message type is `f"{domain}.{Class}.v{version}"` and a handler `f"{domain}.{Class}"`
 (`inspector.runtime.domain` names them with `message_type` and `handler_name`). Every layer
 above the runtime, the admin and a host project shorten them with `short_type` and
-`short_handler`, so a name is cut one way wherever it is shown; an id, with `short_id`.
+`short_handler`, so a name is cut one way wherever it is shown; an id, with `short_id`, and
+a stream named after one, with `short_stream`.
 """
+
+import re
+
+_ID_AT_THE_END = re.compile(r"(?P<head>.*-)(?P<id>[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})")
 
 
 def message_type(domain_name, class_name, version):
@@ -44,6 +49,17 @@ def short_id(value):
     eight digits for every id made in the same minute; its end is random, as a v4's is.
     """
     return str(value)[-8:]
+
+
+def short_stream(stream):
+    """`shop::order-01a233f9-15e9-74c7-8568-de6a121318f7` → `shop::order-…121318f7`.
+
+    A stream named after an aggregate's or a command's UUID, its id cut as `short_id` cuts it;
+    any other name as it is. Where a column is too narrow for a whole name, its end, the id's
+    random digits and the position after them, was what an ellipsis hid.
+    """
+    match = _ID_AT_THE_END.fullmatch(str(stream))
+    return f"{match['head']}…{short_id(match['id'])}" if match else str(stream)
 
 
 def short_handler(name):

@@ -7,7 +7,7 @@ from django import template
 
 from inspector.dashboard import fragments as rows
 from inspector.dashboard.formatting import ROWS, format_ms
-from inspector.runtime.names import short_handler, short_id, short_type
+from inspector.runtime.names import short_handler, short_id, short_stream, short_type
 from inspector.services import payload_diff
 
 register = template.Library()
@@ -15,6 +15,7 @@ register = template.Library()
 register.filter("short_type", short_type)
 register.filter("short_handler", short_handler)
 register.filter("short_id", short_id)
+register.filter("short_stream", short_stream)
 
 
 @register.filter

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from inspector.dashboard import fragments as rows
 from inspector.models import HandlerRun, Message, RunStatus
+from inspector.runtime.names import short_stream
 from tests.warehouse.commands import PlaceOrder
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,7 +34,8 @@ FEED_ROW = (
     '<span role="cell" class="col-pos">{{ message.global_position }}</span>'
     '<span role="cell" class="col-type"><span class="kind-tag">{{ message.kind }}</span> '
     "<a href=\"{% url 'inspector:message' message.id %}\">{{ message.type|short_type }}</a></span>"
-    '<span role="cell" class="col-stream" title="{{ message.stream }}">{{ message.stream }} '
+    '<span role="cell" class="col-stream" title="{{ message.stream }}">'
+    "{{ message.stream|short_stream }} "
     '<span class="position">#{{ message.position }}</span></span>'
     '<span role="cell" class="col-time"><time datetime="{{ message.time|date:\'c\' }}">'
     '{{ message.time|date:"H:i:s.u"|slice:":12" }}</time></span>'
@@ -128,6 +130,19 @@ def test_message_rows_draw_what_their_templates_drew(settings, listed, zone):
     every = "".join(rows.search_row(m, show_data=True) for m in listed)
     assert "<script>" not in every and "&lt;script&gt;" in every
     assert "&lt;b&gt;Al&lt;/b&gt;" in every
+
+
+def test_the_feed_shows_a_streams_id_by_its_end_and_its_whole_name_on_hover(listed):
+    """The feed's stream column is too narrow for `warehouse::order-<uuid> #3`: the ellipsis
+    hid the id's distinct digits and the position; the row keeps the whole name as its title."""
+    order_streams = [m for m in listed if m.stream.startswith("warehouse::order-")]
+    assert order_streams
+    for message in order_streams:
+        html = rows.feed_row(message, message.listed_runs)
+        shown = f"warehouse::order-…{message.stream[-8:]} "
+        assert f'title="{message.stream}">{shown}<span class="position">#{message.position}' in html
+    for other in ("probe::ping-0", "warehouse::book-b", "odd-01a233f9-15e9-74c7-8568"):
+        assert short_stream(other) == other  # a name not ending in a whole UUID: as it is
 
 
 @pytest.mark.parametrize(
