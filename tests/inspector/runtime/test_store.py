@@ -81,10 +81,9 @@ def test_new_ids_sort_in_the_order_they_were_made(domain, add_book):
     messages = list(Message.objects.order_by("global_position"))
     assert len(messages) >= 8
     assert in_order([m.id for m in messages])
+    # A message's runs, then the next message's.
     runs = sorted(HandlerRun.objects.all(), key=lambda run: (run.global_position, run.id))
-    assert len(runs) >= 5 and in_order(
-        [run.id for run in runs]
-    )  # a message's runs, then the next's
+    assert len(runs) >= 5 and in_order([run.id for run in runs])
     correlations = list(dict.fromkeys(m.correlation_id for m in messages))
     assert len(correlations) == 5 and in_order(correlations)  # three books, place, confirm
     assert in_order([book.id for book in books] + [Order.objects.get(pk=order_id).id])
